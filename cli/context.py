@@ -1,0 +1,77 @@
+"""The context object built by the root group: the database URL, opened on first use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy.engine import Connection
+
+from ledger.application import LedgerApp
+from ledger.config import mask_url
+from projections.runner import Projections
+
+
+class Ledger:
+    """What a command needs: the application, the read models, and how to print progress."""
+
+    def __init__(self, url: str, quiet: bool = False) -> None:
+        self.url = url
+        self.quiet = quiet
+
+    @cached_property
+    def app(self) -> LedgerApp:
+        if self.url.startswith("sqlite:///"):
+            path = Path(self.url.removeprefix("sqlite:///"))
+            if str(path) not in ("", ":memory:"):
+                path.parent.mkdir(parents=True, exist_ok=True)
+        return LedgerApp(self.url)
+
+    @cached_property
+    def projections(self) -> Projections:
+        return Projections(self.app)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """Catch the read models up with the log, then give a connection to query them."""
+        from cli.output import progress_printer
+
+        behind = self.projections.head() - self.projections.view.position()
+        progress = progress_printer("catching up read models") if behind > 5000 and not self.quiet else None
+        self.projections.catch_up(progress)
+        engine = self.app.factory.datastore.engine  # type: ignore[attr-defined]
+        with engine.connect() as conn:
+            yield conn
+
+    def describe_db(self) -> str:
+        return mask_url(self.url)
+
+
+pass_ledger = click.make_pass_decorator(Ledger)
+
+
+def operator_option(f: Any) -> Any:
+    return click.option(
+        "--operator",
+        envvar="LEDGER_OPERATOR",
+        required=True,
+        help="Who records this (stored in the event). Env: LEDGER_OPERATOR.",
+    )(f)
+
+
+def date_option(f: Any) -> Any:
+    from cli.types import DATE
+
+    return click.option(
+        "--date",
+        "effective",
+        type=DATE,
+        default=lambda: date.today().isoformat(),
+        show_default="today",
+        help="The date this takes effect or was decided (YYYY-MM-DD).",
+    )(f)

@@ -1,0 +1,981 @@
+"""Aggregates of the ledger and their events.
+
+Four aggregates, each with a deterministic id derived from its natural key, so that
+recording the same thing twice collides on the event store's unique key:
+
+* :class:`Household` -- a registered household and its members;
+* :class:`Standard` -- the local monthly standard of one programme in one area;
+* :class:`Case` -- one application and its whole life (verifications, decisions,
+  suspensions, a temporary grant);
+* :class:`Payment` -- one issue of one case's payment for one benefit month.
+
+Every event carries the ``operator`` who recorded it and the ``effective`` date it
+takes effect; the event store adds the recorded time (``timestamp``).
+
+Public command methods validate and then trigger an event; the private ``@event``
+methods only assign state, because they run again on every replay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from ledger.errors import (
+    AmountAboveStandard,
+    CaseNotActive,
+    DuplicatePayment,
+    FourEyesViolation,
+    InvalidInput,
+    InvalidTransition,
+    OverrideRequired,
+    VerificationRequired,
+)
+from ledger.values import Area, Channel, Month, Programme, mask_id, yuan
+
+NAMESPACE = uuid5(NAMESPACE_URL, "https://ledger.local/social-assistance")
+
+#: A temporary grant above this many monthly dibao standards needs an override reason.
+GRANT_OVERRIDE_MULTIPLE = 10
+
+
+def household_id(number: str) -> UUID:
+    return uuid5(NAMESPACE, f"household:{number}")
+
+
+def case_id(case_no: str) -> UUID:
+    return uuid5(NAMESPACE, f"case:{case_no}")
+
+
+def standard_id(programme: Programme, area: Area) -> UUID:
+    return uuid5(NAMESPACE, f"standard:{programme.value}:{area.value}")
+
+
+def payment_ref(case_no: str, month: Month, issue_no: int) -> str:
+    """The human payment reference, e.g. ``P-U0001-202301-1`` (case, month, issue number)."""
+    return f"P-{case_no}-{month.year:04d}{month.month:02d}-{issue_no}"
+
+
+def payment_id(case_no: str, month: Month, issue_no: int) -> UUID:
+    """Deterministic: a second issue with the same number collides in the event store."""
+    return uuid5(NAMESPACE, f"payment:{case_no}:{month}:{issue_no}")
+
+
+class LedgerAggregate(Aggregate):
+    """Base of the ledger's aggregates: every event says who recorded it and when it takes effect."""
+
+    class Event(Aggregate.Event):
+        operator: str
+        effective: date
+
+
+# --------------------------------------------------------------------------- households
+
+
+class Household(LedgerAggregate):
+    """A registered household, its members and the bank account its benefits are paid into."""
+
+    class Registered(Aggregate.Created, LedgerAggregate.Event):
+        number: str
+        community: str
+        area: Area
+        members: list[dict[str, Any]]
+        payee_name: str
+        payee_account: str
+
+    class MemberAdded(LedgerAggregate.Event):
+        member: dict[str, Any]
+
+    class MemberRemoved(LedgerAggregate.Event):
+        id_number: str
+        reason: str
+
+    class MemberDeceased(LedgerAggregate.Event):
+        id_number: str
+
+    class AreaChanged(LedgerAggregate.Event):
+        area: Area
+
+    class AccountChanged(LedgerAggregate.Event):
+        payee_name: str
+        payee_account: str
+
+    @staticmethod
+    def create_id(number: str, **_: Any) -> UUID:
+        return household_id(number)
+
+    @classmethod
+    def register(
+        cls,
+        *,
+        number: str,
+        community: str,
+        area: Area,
+        members: list[dict[str, Any]],
+        payee_account: str,
+        payee_name: str | None,
+        operator: str,
+        effective: date,
+    ) -> Household:
+        if not number.strip():
+            raise InvalidInput("household number is empty")
+        if not members:
+            raise InvalidInput(f"household {number} has no members")
+        ids = [m["id_number"] for m in members]
+        if len(set(ids)) != len(ids):
+            raise InvalidInput(f"household {number} lists the same identity number twice")
+        heads = [m for m in members if m["relation"] == "head"]
+        if len(heads) != 1:
+            raise InvalidInput(f"household {number} must have exactly one member with relation 'head'")
+        return cls(
+            number=number,
+            community=community,
+            area=area,
+            members=members,
+            payee_name=payee_name or heads[0]["name"],
+            payee_account=payee_account,
+            operator=operator,
+            effective=effective,
+        )
+
+    @event(Registered)
+    def __init__(
+        self,
+        number: str,
+        community: str,
+        area: Area,
+        members: list[dict[str, Any]],
+        payee_name: str,
+        payee_account: str,
+        operator: str,
+        effective: date,
+    ) -> None:
+        self.number = number
+        self.community = community
+        self.area = area
+        self.members: dict[str, dict[str, Any]] = {}
+        for m in members:
+            self.members[m["id_number"]] = dict(m, status="present", since=effective.isoformat())
+        self.payee_name = payee_name
+        self.payee_account = payee_account
+        self.registered_on = effective
+
+    # queries ------------------------------------------------------------
+    def member(self, id_number: str) -> dict[str, Any]:
+        try:
+            return self.members[id_number]
+        except KeyError:
+            raise InvalidInput(
+                f"household {self.number} has no member with identity number {mask_id(id_number)}"
+            ) from None
+
+    def living_members(self) -> list[str]:
+        """Identity numbers of members present and alive."""
+        return [i for i, m in self.members.items() if m["status"] == "present"]
+
+    # commands -----------------------------------------------------------
+    def add_member(self, member: dict[str, Any], *, operator: str, effective: date) -> None:
+        if member["id_number"] in self.members and self.members[member["id_number"]]["status"] == "present":
+            raise InvalidInput(
+                f"household {self.number} already has member {mask_id(member['id_number'])}"
+            )
+        if member["relation"] == "head":
+            raise InvalidInput("a household has one head; add the new member with another relation")
+        self._member_added(member=member, operator=operator, effective=effective)
+
+    def remove_member(self, id_number: str, reason: str, *, operator: str, effective: date) -> None:
+        m = self.member(id_number)
+        if m["status"] != "present":
+            raise InvalidTransition(f"member {mask_id(id_number)} of household {self.number} is already {m['status']}")
+        if not reason.strip():
+            raise InvalidInput("a reason is required to remove a member")
+        self._member_removed(id_number=id_number, reason=reason, operator=operator, effective=effective)
+
+    def record_death(self, id_number: str, *, operator: str, effective: date) -> None:
+        m = self.member(id_number)
+        if m["status"] == "deceased":
+            raise InvalidTransition(f"member {mask_id(id_number)} of household {self.number} is already recorded as deceased")
+        self._member_deceased(id_number=id_number, operator=operator, effective=effective)
+
+    def move(self, area: Area, *, operator: str, effective: date) -> None:
+        if area is self.area:
+            raise InvalidTransition(f"household {self.number} is already {area.value}")
+        self._area_changed(area=area, operator=operator, effective=effective)
+
+    def change_account(self, payee_name: str, payee_account: str, *, operator: str, effective: date) -> None:
+        if not payee_account.strip() or not payee_name.strip():
+            raise InvalidInput("payee name and account are required")
+        self._account_changed(
+            payee_name=payee_name, payee_account=payee_account, operator=operator, effective=effective
+        )
+
+    @event(MemberAdded)
+    def _member_added(self, member: dict[str, Any], operator: str, effective: date) -> None:
+        self.members[member["id_number"]] = dict(member, status="present", since=effective.isoformat())
+
+    @event(MemberRemoved)
+    def _member_removed(self, id_number: str, reason: str, operator: str, effective: date) -> None:
+        self.members[id_number] = dict(self.members[id_number], status="removed", until=effective.isoformat())
+
+    @event(MemberDeceased)
+    def _member_deceased(self, id_number: str, operator: str, effective: date) -> None:
+        self.members[id_number] = dict(self.members[id_number], status="deceased", until=effective.isoformat())
+
+    @event(AreaChanged)
+    def _area_changed(self, area: Area, operator: str, effective: date) -> None:
+        self.area = area
+
+    @event(AccountChanged)
+    def _account_changed(self, payee_name: str, payee_account: str, operator: str, effective: date) -> None:
+        self.payee_name = payee_name
+        self.payee_account = payee_account
+
+
+# --------------------------------------------------------------------------- standards
+
+
+class Standard(LedgerAggregate):
+    """The local monthly standard (per person) of one programme in one area, with its history."""
+
+    class Created(Aggregate.Created, LedgerAggregate.Event):
+        programme: Programme
+        area: Area
+
+    class Set(LedgerAggregate.Event):
+        programme: Programme
+        area: Area
+        amount_fen: int
+        from_month: Month
+
+    @event(Created)
+    def __init__(self, programme: Programme, area: Area, operator: str, effective: date) -> None:
+        self.programme = programme
+        self.area = area
+        self.history: list[tuple[Month, int]] = []
+
+    @staticmethod
+    def create_id(programme: Programme, area: Area, **_: Any) -> UUID:
+        return standard_id(programme, area)
+
+    def set(self, amount_fen: int, from_month: Month, *, operator: str, effective: date) -> None:
+        if amount_fen <= 0:
+            raise InvalidInput("a standard must be a positive amount")
+        self._set(
+            programme=self.programme,
+            area=self.area,
+            amount_fen=amount_fen,
+            from_month=from_month,
+            operator=operator,
+            effective=effective,
+        )
+
+    @event(Set)
+    def _set(
+        self, programme: Programme, area: Area, amount_fen: int, from_month: Month, operator: str, effective: date
+    ) -> None:
+        # A later setting for the same month replaces the earlier one; both stay in the log.
+        self.history = [h for h in self.history if h[0] != from_month] + [(from_month, amount_fen)]
+        self.history.sort()
+
+    def in_force(self, month: Month) -> int | None:
+        """The standard in force in ``month`` (fen per person), or None if none was set yet."""
+        amount = None
+        for start, fen in self.history:
+            if start <= month:
+                amount = fen
+        return amount
+
+
+# --------------------------------------------------------------------------- cases
+
+
+@dataclass(frozen=True)
+class Verification:
+    """A recorded means-test verification of a case."""
+
+    no: int
+    seq: int
+    income_fen: int
+    assets_ok: bool
+    standard_fen: int | None
+    passed: bool
+    verifier: str
+    verified_on: date
+    valid_until: date
+
+
+@dataclass(frozen=True)
+class Change:
+    """A decision that takes effect from a benefit month (approval, adjustment, suspension...)."""
+
+    from_month: Month
+    seq: int
+    kind: str
+    amount_fen: int = 0
+    covered: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Period:
+    """A stretch of benefit months with one status, amount and set of covered persons."""
+
+    from_month: Month
+    to_month: Month | None  # exclusive; None = open-ended
+    status: str
+    amount_fen: int
+    covered: tuple[str, ...]
+
+
+def fold_periods(changes: list[Change]) -> list[Period]:
+    """Fold a case's decisions into periods, by effective month and then recording order.
+
+    A decision recorded late (retroactively) takes its place by effective month; a
+    termination is final, so nothing after it in effective time reopens the case.
+    The read models fold with this same function so both sides agree by construction.
+    """
+    out: list[Period] = []
+    status: str | None = None
+    amount, covered = 0, ()
+    for ch in sorted(changes, key=lambda c: (c.from_month, c.seq)):
+        if status == "terminated":
+            break
+        if ch.kind == "approved":
+            status, amount, covered = "active", ch.amount_fen, ch.covered
+        elif ch.kind == "adjusted":
+            amount, covered = ch.amount_fen, ch.covered
+        elif ch.kind == "suspended" and status == "active":
+            status = "suspended"
+        elif ch.kind == "resumed" and status == "suspended":
+            status = "active"
+        elif ch.kind == "terminated":
+            status = "terminated"
+        else:
+            continue
+        if out and out[-1].from_month == ch.from_month:
+            out.pop()
+        if out and (out[-1].status, out[-1].amount_fen, out[-1].covered) == (status, amount, covered):
+            continue
+        out.append(Period(ch.from_month, None, status, amount, covered))
+    return [
+        Period(p.from_month, out[i + 1].from_month if i + 1 < len(out) else None, p.status, p.amount_fen, p.covered)
+        for i, p in enumerate(out)
+    ]
+
+
+class Case(LedgerAggregate):
+    """One application for assistance and the whole life of the case that follows it."""
+
+    class Applied(Aggregate.Created, LedgerAggregate.Event):
+        case_no: str
+        household_no: str
+        programme: Programme
+        area: Area
+        channel: Channel
+        single_person: str | None
+
+    class Verified(LedgerAggregate.Event):
+        income_fen: int
+        assets_ok: bool
+        standard_fen: int | None
+        passed: bool
+        verifier: str
+        valid_until: date
+
+    class Approved(LedgerAggregate.Event):
+        amount_fen: int
+        covered: list[str]
+        first_month: Month
+        add_on_fen: int
+        add_on_reason: str
+        standard_fen: int
+        verification_no: int
+
+    class Rejected(LedgerAggregate.Event):
+        reason: str
+
+    class AmountAdjusted(LedgerAggregate.Event):
+        amount_fen: int
+        covered: list[str]
+        from_month: Month
+        add_on_fen: int
+        add_on_reason: str
+        standard_fen: int
+        verification_no: int
+
+    class Suspended(LedgerAggregate.Event):
+        reason: str
+        from_month: Month
+
+    class Resumed(LedgerAggregate.Event):
+        from_month: Month
+
+    class Terminated(LedgerAggregate.Event):
+        reason: str
+        from_month: Month
+
+    class GrantApproved(LedgerAggregate.Event):
+        grant_type: str
+        amount_fen: int
+        reason: str
+        override_reason: str
+        standard_fen: int
+        verification_no: int
+
+    class GrantPaid(LedgerAggregate.Event):
+        payee_name: str
+        payee_account: str
+
+    @staticmethod
+    def create_id(case_no: str, **_: Any) -> UUID:
+        return case_id(case_no)
+
+    @event(Applied)
+    def __init__(
+        self,
+        case_no: str,
+        household_no: str,
+        programme: Programme,
+        area: Area,
+        channel: Channel,
+        single_person: str | None,
+        operator: str,
+        effective: date,
+    ) -> None:
+        self.case_no = case_no
+        self.household_no = household_no
+        self.programme = programme
+        self.area = area
+        self.channel = channel
+        self.single_person = single_person
+        self.applied_on = effective
+        self.status = "applied"
+        self.verifications: list[Verification] = []
+        self.changes: list[Change] = []
+        self.first_month: Month | None = None
+        self.amount_fen = 0
+        self.covered: tuple[str, ...] = ()
+        self.persons_at_approval = 0
+        self.last_decision_seq = 0
+        self.grant: dict[str, Any] | None = None
+        self.reason = ""
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def is_monthly(self) -> bool:
+        return self.programme.is_monthly
+
+    def periods(self) -> list[Period]:
+        """The case's benefit months folded from its decisions (see :func:`fold_periods`)."""
+        return fold_periods(self.changes)
+
+    def period_at(self, month: Month) -> Period | None:
+        for p in self.periods():
+            if p.from_month <= month and (p.to_month is None or month < p.to_month):
+                return p
+        return None
+
+    def status_at(self, month: Month) -> str:
+        p = self.period_at(month)
+        if p is None:
+            return self.status if self.status in ("applied", "rejected") else "not yet active"
+        return p.status
+
+    def valid_verification(self, on: date, after_seq: int = 0) -> Verification:
+        """The latest verification recorded after ``after_seq``; it must have passed and be valid on ``on``."""
+        candidates = [v for v in self.verifications if v.seq > after_seq and v.verified_on <= on]
+        if not candidates:
+            what = "a new verification" if after_seq else "a verification"
+            raise VerificationRequired(
+                f"case {self.case_no} needs {what} recorded before this decision (verify before every grant)"
+            )
+        v = candidates[-1]
+        if not v.passed:
+            raise VerificationRequired(
+                f"case {self.case_no}: the latest verification (no. {v.no}) did not pass; "
+                "it cannot support this decision"
+            )
+        if v.valid_until < on:
+            raise VerificationRequired(
+                f"case {self.case_no}: verification no. {v.no} expired on {v.valid_until}; verify again"
+            )
+        return v
+
+    @staticmethod
+    def _four_eyes(case_no: str, v: Verification, operator: str) -> None:
+        if v.verifier == operator:
+            raise FourEyesViolation(
+                f"case {case_no}: {operator} verified this case (verification no. {v.no}) "
+                "and cannot also approve it; another operator must decide"
+            )
+
+    def _check_amount(
+        self, amount_fen: int, persons: int, standard_fen: int | None, add_on_fen: int, month: Month
+    ) -> int:
+        if amount_fen <= 0:
+            raise InvalidInput("the monthly amount must be positive")
+        if standard_fen is None:
+            raise AmountAboveStandard(
+                f"no {self.programme.value} standard for {self.area.value} areas is in force in {month}; set one first"
+            )
+        ceiling = standard_fen * persons + add_on_fen
+        if amount_fen > ceiling:
+            raise AmountAboveStandard(
+                f"case {self.case_no}: {yuan(amount_fen)} yuan a month is above the ceiling of "
+                f"{yuan(ceiling)} yuan (standard {yuan(standard_fen)} x {persons} persons"
+                + (f" + add-on {yuan(add_on_fen)}" if add_on_fen else "")
+                + f" in {month})"
+            )
+        return standard_fen
+
+    def _require_status(self, allowed: tuple[str, ...], doing: str) -> None:
+        if self.status not in allowed:
+            raise InvalidTransition(f"case {self.case_no} is {self.status}; cannot {doing}")
+
+    def _require_monthly(self, doing: str) -> None:
+        if not self.is_monthly:
+            raise InvalidTransition(f"case {self.case_no} is temporary assistance; cannot {doing}")
+
+    # ------------------------------------------------------------------ commands
+    def verify(
+        self,
+        *,
+        income_fen: int,
+        assets_ok: bool,
+        standard_fen: int | None,
+        verifier: str,
+        valid_until: date,
+        operator: str,
+        effective: date,
+    ) -> None:
+        self._require_status(("applied", "active", "suspended"), "record a verification")
+        if income_fen < 0:
+            raise InvalidInput("per-capita income cannot be negative")
+        if valid_until < effective:
+            raise InvalidInput(f"a verification valid until {valid_until} would expire before it was made ({effective})")
+        if not verifier.strip():
+            raise InvalidInput("the verifier is required")
+        # Dibao is a gap top-up: the household qualifies if its per-capita income is below
+        # the local standard and its assets are within limits. For tekun and temporary
+        # assistance the means test is the asset test; income is recorded for the file.
+        passed = assets_ok and (not self.programme.is_dibao or (standard_fen is not None and income_fen < standard_fen))
+        self._verified(
+            income_fen=income_fen,
+            assets_ok=assets_ok,
+            standard_fen=standard_fen,
+            passed=passed,
+            verifier=verifier,
+            valid_until=valid_until,
+            operator=operator,
+            effective=effective,
+        )
+
+    @event(Verified)
+    def _verified(
+        self,
+        income_fen: int,
+        assets_ok: bool,
+        standard_fen: int | None,
+        passed: bool,
+        verifier: str,
+        valid_until: date,
+        operator: str,
+        effective: date,
+    ) -> None:
+        self.verifications.append(
+            Verification(
+                no=len(self.verifications) + 1,
+                seq=self.version,
+                income_fen=income_fen,
+                assets_ok=assets_ok,
+                standard_fen=standard_fen,
+                passed=passed,
+                verifier=verifier,
+                verified_on=effective,
+                valid_until=valid_until,
+            )
+        )
+
+    def approve(
+        self,
+        *,
+        amount_fen: int,
+        covered: list[str],
+        first_month: Month,
+        standard_fen: int | None,
+        add_on_fen: int = 0,
+        add_on_reason: str = "",
+        operator: str,
+        effective: date,
+    ) -> None:
+        self._require_monthly("approve a monthly amount (use grant approve)")
+        self._require_status(("applied",), "approve")
+        if not covered:
+            raise InvalidInput(f"case {self.case_no}: an approval must cover at least one person")
+        if self.single_person and list(covered) != [self.single_person]:
+            raise InvalidInput(
+                f"case {self.case_no} is a single-person inclusion; it covers {mask_id(self.single_person)} only"
+            )
+        if first_month < Month.of(self.applied_on):
+            raise InvalidInput(
+                f"case {self.case_no}: first benefit month {first_month} is before the application ({self.applied_on})"
+            )
+        if add_on_fen and not add_on_reason.strip():
+            raise InvalidInput("an add-on needs a documented reason (--add-on-reason)")
+        v = self.valid_verification(effective)
+        self._four_eyes(self.case_no, v, operator)
+        std = self._check_amount(amount_fen, len(covered), standard_fen, add_on_fen, first_month)
+        self._approved(
+            amount_fen=amount_fen,
+            covered=list(covered),
+            first_month=first_month,
+            add_on_fen=add_on_fen,
+            add_on_reason=add_on_reason,
+            standard_fen=std,
+            verification_no=v.no,
+            operator=operator,
+            effective=effective,
+        )
+
+    @event(Approved)
+    def _approved(
+        self,
+        amount_fen: int,
+        covered: list[str],
+        first_month: Month,
+        add_on_fen: int,
+        add_on_reason: str,
+        standard_fen: int,
+        verification_no: int,
+        operator: str,
+        effective: date,
+    ) -> None:
+        self.status = "active"
+        self.first_month = first_month
+        self.amount_fen = amount_fen
+        self.covered = tuple(covered)
+        self.persons_at_approval = len(covered)
+        self.last_decision_seq = self.version
+        self.changes.append(Change(first_month, self.version, "approved", amount_fen, tuple(covered)))
+
+    def reject(self, reason: str, *, operator: str, effective: date) -> None:
+        self._require_status(("applied",), "reject")
+        if not reason.strip():
+            raise InvalidInput("a rejection needs a reason")
+        self._rejected(reason=reason, operator=operator, effective=effective)
+
+    @event(Rejected)
+    def _rejected(self, reason: str, operator: str, effective: date) -> None:
+        self.status = "rejected"
+        self.reason = reason
+
+    def adjust(
+        self,
+        *,
+        amount_fen: int,
+        covered: list[str],
+        from_month: Month,
+        standard_fen: int | None,
+        add_on_fen: int = 0,
+        add_on_reason: str = "",
+        operator: str,
+        effective: date,
+    ) -> None:
+        self._require_monthly("adjust a monthly amount")
+        self._require_status(("active", "suspended"), "adjust the amount")
+        assert self.first_month is not None
+        if from_month < self.first_month:
+            raise InvalidInput(f"case {self.case_no}: {from_month} is before the first benefit month {self.first_month}")
+        if not covered:
+            raise InvalidInput(f"case {self.case_no}: an adjustment must cover at least one person")
+        if add_on_fen and not add_on_reason.strip():
+            raise InvalidInput("an add-on needs a documented reason (--add-on-reason)")
+        if amount_fen == self.amount_fen and tuple(covered) == self.covered:
+            raise InvalidInput(f"case {self.case_no} already receives {yuan(amount_fen)} yuan for these persons")
+        v = self.valid_verification(effective, after_seq=self.last_decision_seq)
+        self._four_eyes(self.case_no, v, operator)
+        std = self._check_amount(amount_fen, len(covered), standard_fen, add_on_fen, from_month)
+        self._adjusted(
+            amount_fen=amount_fen,
+            covered=list(covered),
+            from_month=from_month,
+            add_on_fen=add_on_fen,
+            add_on_reason=add_on_reason,
+            standard_fen=std,
+            verification_no=v.no,
+            operator=operator,
+            effective=effective,
+        )
+
+    @event(AmountAdjusted)
+    def _adjusted(
+        self,
+        amount_fen: int,
+        covered: list[str],
+        from_month: Month,
+        add_on_fen: int,
+        add_on_reason: str,
+        standard_fen: int,
+        verification_no: int,
+        operator: str,
+        effective: date,
+    ) -> None:
+        self.amount_fen = amount_fen
+        self.covered = tuple(covered)
+        self.last_decision_seq = self.version
+        self.changes.append(Change(from_month, self.version, "adjusted", amount_fen, tuple(covered)))
+
+    def suspend(self, reason: str, from_month: Month, *, operator: str, effective: date) -> None:
+        self._require_monthly("suspend")
+        self._require_status(("active",), "suspend")
+        assert self.first_month is not None
+        if not reason.strip():
+            raise InvalidInput("a suspension needs a reason")
+        if from_month < self.first_month:
+            raise InvalidInput(f"case {self.case_no}: {from_month} is before the first benefit month {self.first_month}")
+        self._suspended(reason=reason, from_month=from_month, operator=operator, effective=effective)
+
+    @event(Suspended)
+    def _suspended(self, reason: str, from_month: Month, operator: str, effective: date) -> None:
+        self.status = "suspended"
+        self.reason = reason
+        self.suspended_from = from_month
+        self.changes.append(Change(from_month, self.version, "suspended"))
+
+    def resume(self, from_month: Month, *, operator: str, effective: date) -> None:
+        self._require_monthly("resume")
+        self._require_status(("suspended",), "resume")
+        if from_month <= self.suspended_from:
+            raise InvalidInput(
+                f"case {self.case_no} is suspended from {self.suspended_from}; resume from a later month"
+            )
+        self._resumed(from_month=from_month, operator=operator, effective=effective)
+
+    @event(Resumed)
+    def _resumed(self, from_month: Month, operator: str, effective: date) -> None:
+        self.status = "active"
+        self.reason = ""
+        self.changes.append(Change(from_month, self.version, "resumed"))
+
+    def terminate(self, reason: str, from_month: Month, *, operator: str, effective: date) -> None:
+        self._require_monthly("terminate")
+        self._require_status(("active", "suspended"), "terminate")
+        assert self.first_month is not None
+        if not reason.strip():
+            raise InvalidInput("a termination needs a reason")
+        if from_month < self.first_month:
+            raise InvalidInput(f"case {self.case_no}: {from_month} is before the first benefit month {self.first_month}")
+        self._terminated(reason=reason, from_month=from_month, operator=operator, effective=effective)
+
+    @event(Terminated)
+    def _terminated(self, reason: str, from_month: Month, operator: str, effective: date) -> None:
+        self.status = "terminated"
+        self.reason = reason
+        self.terminated_from = from_month
+        self.changes.append(Change(from_month, self.version, "terminated"))
+
+    def approve_grant(
+        self,
+        *,
+        grant_type: str,
+        amount_fen: int,
+        reason: str,
+        override_reason: str,
+        standard_fen: int | None,
+        operator: str,
+        effective: date,
+    ) -> None:
+        if self.is_monthly:
+            raise InvalidTransition(f"case {self.case_no} is {self.programme.value}; grants are for temporary assistance cases")
+        self._require_status(("applied",), "approve a grant")
+        if amount_fen <= 0:
+            raise InvalidInput("the grant amount must be positive")
+        if not grant_type.strip() or not reason.strip():
+            raise InvalidInput("a grant needs a type and a reason")
+        v = self.valid_verification(effective)
+        self._four_eyes(self.case_no, v, operator)
+        if standard_fen is None:
+            raise AmountAboveStandard(
+                f"no dibao standard for {self.area.value} areas is in force in {Month.of(effective)}; set one first"
+            )
+        cap = GRANT_OVERRIDE_MULTIPLE * standard_fen
+        if amount_fen > cap and not override_reason.strip():
+            raise OverrideRequired(
+                f"case {self.case_no}: a grant of {yuan(amount_fen)} yuan is above {GRANT_OVERRIDE_MULTIPLE} times "
+                f"the monthly dibao standard ({yuan(cap)} yuan); give --override-reason"
+            )
+        self._grant_approved(
+            grant_type=grant_type,
+            amount_fen=amount_fen,
+            reason=reason,
+            override_reason=override_reason,
+            standard_fen=standard_fen,
+            verification_no=v.no,
+            operator=operator,
+            effective=effective,
+        )
+
+    @event(GrantApproved)
+    def _grant_approved(
+        self,
+        grant_type: str,
+        amount_fen: int,
+        reason: str,
+        override_reason: str,
+        standard_fen: int,
+        verification_no: int,
+        operator: str,
+        effective: date,
+    ) -> None:
+        self.status = "granted"
+        self.amount_fen = amount_fen
+        self.grant = {"type": grant_type, "amount_fen": amount_fen, "reason": reason, "approved_on": effective}
+
+    def pay_grant(self, payee_name: str, payee_account: str, *, operator: str, effective: date) -> None:
+        if self.is_monthly:
+            raise InvalidTransition(f"case {self.case_no} is {self.programme.value}; pay it month by month")
+        if self.status == "paid":
+            raise DuplicatePayment(f"the grant of case {self.case_no} is already paid")
+        self._require_status(("granted",), "pay a grant")
+        self._grant_paid(payee_name=payee_name, payee_account=payee_account, operator=operator, effective=effective)
+
+    @event(GrantPaid)
+    def _grant_paid(self, payee_name: str, payee_account: str, operator: str, effective: date) -> None:
+        self.status = "paid"
+        assert self.grant is not None
+        self.grant = dict(self.grant, paid_on=effective)
+
+    def check_payable(self, month: Month) -> Period:
+        """Rule 3: the case must be active in ``month`` as far as the ledger knows now."""
+        self._require_monthly("be paid monthly (use grant pay)")
+        p = self.period_at(month)
+        if p is None or p.status != "active":
+            status = p.status if p else ("not yet active" if self.first_month else self.status)
+            raise CaseNotActive(f"case {self.case_no} is not active in {month} ({status}); no payment")
+        return p
+
+
+# --------------------------------------------------------------------------- payments
+
+
+class Payment(LedgerAggregate):
+    """One issue of one case's monthly payment; its id is derived from case, month and issue number."""
+
+    class Issued(Aggregate.Created, LedgerAggregate.Event):
+        ref: str
+        case_no: str
+        programme: Programme
+        area: Area
+        household_no: str
+        month: Month
+        issue_no: int
+        amount_fen: int
+        persons: int
+        payee_name: str
+        payee_account: str
+        batch: str
+
+    class Settled(LedgerAggregate.Event):
+        pass
+
+    class Returned(LedgerAggregate.Event):
+        reason: str
+
+    @staticmethod
+    def create_id(case_no: str, month: Month, issue_no: int, **_: Any) -> UUID:
+        return payment_id(case_no, month, issue_no)
+
+    @event(Issued)
+    def __init__(
+        self,
+        ref: str,
+        case_no: str,
+        programme: Programme,
+        area: Area,
+        household_no: str,
+        month: Month,
+        issue_no: int,
+        amount_fen: int,
+        persons: int,
+        payee_name: str,
+        payee_account: str,
+        batch: str,
+        operator: str,
+        effective: date,
+    ) -> None:
+        self.ref = ref
+        self.case_no = case_no
+        self.programme = programme
+        self.area = area
+        self.household_no = household_no
+        self.month = month
+        self.issue_no = issue_no
+        self.amount_fen = amount_fen
+        self.persons = persons
+        self.payee_name = payee_name
+        self.payee_account = payee_account
+        self.batch = batch
+        self.status = "issued"
+        self.return_reason = ""
+
+    @classmethod
+    def issue(
+        cls,
+        case: Case,
+        month: Month,
+        previous: Payment | None,
+        payee_name: str,
+        payee_account: str,
+        *,
+        batch: str = "",
+        operator: str,
+        effective: date,
+    ) -> Payment:
+        """Issue ``case``'s payment for ``month``; ``previous`` is its latest earlier issue, if any."""
+        period = case.check_payable(month)
+        if previous is not None and previous.status != "returned":
+            raise DuplicatePayment(
+                f"case {case.case_no} is already paid for {month} ({previous.ref}, {previous.status}); "
+                "it can be issued again only after the bank returns it"
+            )
+        issue_no = previous.issue_no + 1 if previous else 1
+        return cls(
+            ref=payment_ref(case.case_no, month, issue_no),
+            case_no=case.case_no,
+            programme=case.programme,
+            area=case.area,
+            household_no=case.household_no,
+            month=month,
+            issue_no=issue_no,
+            amount_fen=period.amount_fen,
+            persons=len(period.covered),
+            payee_name=payee_name,
+            payee_account=payee_account,
+            batch=batch,
+            operator=operator,
+            effective=effective,
+        )
+
+    def settle(self, *, operator: str, effective: date) -> None:
+        if self.status != "issued":
+            raise InvalidTransition(f"payment {self.ref} is already {self.status}")
+        self._settled(operator=operator, effective=effective)
+
+    @event(Settled)
+    def _settled(self, operator: str, effective: date) -> None:
+        self.status = "settled"
+
+    def return_(self, reason: str, *, operator: str, effective: date) -> None:
+        if self.status != "issued":
+            raise InvalidTransition(f"payment {self.ref} is already {self.status}; the bank can return an issued payment only")
+        if not reason.strip():
+            raise InvalidInput("a bank return needs a reason")
+        self._returned(reason=reason, operator=operator, effective=effective)
+
+    @event(Returned)
+    def _returned(self, reason: str, operator: str, effective: date) -> None:
+        self.status = "returned"
+        self.return_reason = reason

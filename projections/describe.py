@@ -1,0 +1,85 @@
+"""Readable sentences for the events of the timeline (for account history and audit trails)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger.values import mask_id, yuan
+
+
+def _persons(detail: dict[str, Any]) -> str:
+    n = len(detail.get("covered", []))
+    return f"{n} person" + ("" if n == 1 else "s")
+
+
+def describe(kind: str, d: dict[str, Any]) -> str:
+    """One sentence a clerk understands, from an event's kind and business fields."""
+    match kind:
+        case "Household.Registered":
+            return (
+                f"Household {d['number']} registered in {d['community']} ({d['area']}) "
+                f"with {len(d['members'])} members; paid to {d['payee_name']}"
+            )
+        case "Household.MemberAdded":
+            m = d["member"]
+            return f"Member {m['name']} ({mask_id(m['id_number'])}, {m['relation']}) added"
+        case "Household.MemberRemoved":
+            return f"Member {mask_id(d['id_number'])} removed: {d['reason']}"
+        case "Household.MemberDeceased":
+            return f"Member {mask_id(d['id_number'])} recorded as deceased"
+        case "Household.AreaChanged":
+            return f"Household moved to a {d['area']} area"
+        case "Household.AccountChanged":
+            return f"Payee changed to {d['payee_name']}, account ending {d['payee_account'][-4:]}"
+        case "Standard.Created":
+            return f"Standard for {d['programme']} in {d['area']} areas opened"
+        case "Standard.Set":
+            return f"Standard {d['programme']} ({d['area']}) set to {yuan(d['amount_fen'])} yuan per person from {d['from_month']}"
+        case "Case.Applied":
+            single = f", single-person inclusion of {mask_id(d['single_person'])}" if d.get("single_person") else ""
+            return f"Application {d['case_no']} for {d['programme']} via {d['channel']}{single}"
+        case "Case.Verified":
+            result = "passed" if d["passed"] else "did not pass"
+            assets = "assets within limits" if d["assets_ok"] else "assets above limits"
+            return (
+                f"Verification by {d['verifier']} {result}: per-capita income {yuan(d['income_fen'])} yuan, "
+                f"{assets}; valid until {d['valid_until']}"
+            )
+        case "Case.Approved":
+            add_on = f" incl. add-on {yuan(d['add_on_fen'])} ({d['add_on_reason']})" if d.get("add_on_fen") else ""
+            return (
+                f"Approved {yuan(d['amount_fen'])} yuan a month for {_persons(d)} from {d['first_month']}{add_on}, "
+                f"on verification no. {d['verification_no']}"
+            )
+        case "Case.Rejected":
+            return f"Rejected: {d['reason']}"
+        case "Case.AmountAdjusted":
+            return (
+                f"Amount changed to {yuan(d['amount_fen'])} yuan a month for {_persons(d)} from {d['from_month']}, "
+                f"on verification no. {d['verification_no']}"
+            )
+        case "Case.Suspended":
+            return f"Suspended from {d['from_month']}: {d['reason']}"
+        case "Case.Resumed":
+            return f"Resumed from {d['from_month']}"
+        case "Case.Terminated":
+            return f"Terminated from {d['from_month']}: {d['reason']}"
+        case "Case.GrantApproved":
+            override = f" (override: {d['override_reason']})" if d.get("override_reason") else ""
+            return (
+                f"Temporary grant approved: {d['grant_type']}, {yuan(d['amount_fen'])} yuan, {d['reason']}{override}, "
+                f"on verification no. {d['verification_no']}"
+            )
+        case "Case.GrantPaid":
+            return f"Temporary grant paid to {d['payee_name']}, account ending {d['payee_account'][-4:]}"
+        case "Payment.Issued":
+            again = f" (issue {d['issue_no']})" if d["issue_no"] > 1 else ""
+            return (
+                f"Payment {d['ref']} issued{again}: {yuan(d['amount_fen'])} yuan for {d['month']}, "
+                f"{d['persons']} persons"
+            )
+        case "Payment.Settled":
+            return "Payment settled by the bank"
+        case "Payment.Returned":
+            return f"Payment returned by the bank: {d['reason']}"
+    return kind

@@ -1,0 +1,371 @@
+"""Queries over the read models. Each returns plain data (dicts, lists, integers in fen).
+
+Every query can be asked for a date in effective time (``on``) and, where noted,
+as the record stood at a past moment (``known_at``: only events recorded by then).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.engine import Connection
+
+from ledger.errors import NotFound
+from ledger.values import Month, mask_id
+from projections import tables as t
+from projections.describe import describe
+
+MONTHLY = ("urban-dibao", "rural-dibao", "tekun")
+DIBAO = ("urban-dibao", "rural-dibao")
+
+
+def _moment(conn: Connection, when: datetime) -> datetime:
+    """A recorded-time bound as the database stores it (SQLite keeps naive UTC)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    when = when.astimezone(timezone.utc)
+    return when.replace(tzinfo=None) if conn.dialect.name == "sqlite" else when
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _known(column: Any, conn: Connection, known_at: datetime | None) -> Any:
+    return True if known_at is None else column <= _moment(conn, known_at)
+
+
+def _periods_known(conn: Connection, known_at: datetime | None) -> Any:
+    p = t.periods
+    if known_at is None:
+        return p.c.known_to.is_(None)
+    k = _moment(conn, known_at)
+    return and_(p.c.known_from <= k, or_(p.c.known_to.is_(None), p.c.known_to > k))
+
+
+def _net(conn: Connection, known_at: datetime | None) -> Any:
+    """A payment counts as paid unless the bank returned it (as known at ``known_at``)."""
+    p = t.payments
+    if known_at is None:
+        return p.c.status != "returned"
+    k = _moment(conn, known_at)
+    return and_(p.c.issued_at <= k, or_(p.c.returned_at.is_(None), p.c.returned_at > k))
+
+
+# --------------------------------------------------------------------------- households and cases
+
+
+def household(conn: Connection, number: str) -> dict[str, Any]:
+    """A household, its members (identity numbers masked) and its cases."""
+    h = conn.execute(select(t.households).where(t.households.c.household_no == number)).mappings().first()
+    if h is None:
+        raise NotFound(f"no household {number}")
+    members = [
+        {
+            "name": m["name"],
+            "id_number": mask_id(m["id_number"]),
+            "relation": m["relation"],
+            "flags": [f for f in m["flags"].split(",") if f],
+            "status": m["status"],
+            "since": m["since"].isoformat(),
+            "until": m["until"].isoformat() if m["until"] else None,
+        }
+        for m in conn.execute(
+            select(t.members).where(t.members.c.household_no == number).order_by(t.members.c.relation != "head", t.members.c.id_number)
+        ).mappings()
+    ]
+    cases = [
+        {"case_no": c["case_no"], "programme": c["programme"], "status": c["status"]}
+        for c in conn.execute(
+            select(t.cases.c.case_no, t.cases.c.programme, t.cases.c.status)
+            .where(t.cases.c.household_no == number)
+            .order_by(t.cases.c.applied_on, t.cases.c.case_no)
+        ).mappings()
+    ]
+    return {
+        "household": number,
+        "community": h["community"],
+        "area": h["area"],
+        "payee_name": h["payee_name"],
+        "payee_account": mask_account(h["payee_account"]),
+        "registered_on": h["registered_on"].isoformat(),
+        "members": members,
+        "cases": cases,
+    }
+
+
+def mask_account(account: str) -> str:
+    return "*" * max(len(account) - 4, 0) + account[-4:]
+
+
+def case_list(
+    conn: Connection,
+    *,
+    programme: str | None = None,
+    status: str | None = None,
+    household: str | None = None,
+    community: str | None = None,
+    area: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Cases with their current status and amount, filtered; ordered by case number."""
+    c = t.cases
+    q = select(c).order_by(c.c.case_no)
+    for col, value in ((c.c.programme, programme), (c.c.status, status), (c.c.household_no, household), (c.c.community, community), (c.c.area, area)):
+        if value:
+            q = q.where(col == value)
+    if limit:
+        q = q.limit(limit)
+    return [
+        {
+            "case_no": r["case_no"],
+            "household": r["household_no"],
+            "community": r["community"],
+            "programme": r["programme"],
+            "area": r["area"],
+            "channel": r["channel"],
+            "single_person": bool(r["single_person"]),
+            "status": r["status"],
+            "amount_fen": r["amount_fen"],
+            "persons": r["persons"],
+            "first_month": str(Month.from_index(r["first_idx"])) if r["first_idx"] is not None else None,
+            "applied_on": r["applied_on"].isoformat(),
+        }
+        for r in conn.execute(q).mappings()
+    ]
+
+
+# --------------------------------------------------------------------------- account
+
+
+def account_state(conn: Connection, case_no: str, on: date, known_at: datetime | None = None) -> dict[str, Any]:
+    """The account of a case as of ``on`` (DOMAIN §4): who, status, amount, history, balances."""
+    c = conn.execute(select(t.cases).where(t.cases.c.case_no == case_no)).mappings().first()
+    if c is None or (known_at is not None and _aware(_first_recorded(conn, case_no)) > _aware(known_at)):  # type: ignore[operator]
+        raise NotFound(f"no case {case_no}")
+    month = Month.of(on)
+    h = household(conn, c["household_no"])
+    covered_ids = json.loads(c["covered"]) or ([c["single_person"]] if c["single_person"] else [])
+    members = {
+        m["id_number"]: m
+        for m in conn.execute(select(t.members).where(t.members.c.household_no == c["household_no"])).mappings()
+    }
+    timeline = [
+        {
+            "position": e["position"],
+            "effective": e["effective"].isoformat(),
+            "recorded_at": _aware(e["recorded_at"]).isoformat(),  # type: ignore[union-attr]
+            "operator": e["operator"],
+            "event": e["kind"],
+            "summary": describe(e["kind"], json.loads(e["detail"])),
+        }
+        for e in conn.execute(
+            select(t.timeline)
+            .where(t.timeline.c.case_no == case_no, _known(t.timeline.c.recorded_at, conn, known_at))
+            .order_by(t.timeline.c.position)
+        ).mappings()
+    ]
+    state: dict[str, Any] = {
+        "case_no": case_no,
+        "programme": c["programme"],
+        "area": c["area"],
+        "channel": c["channel"],
+        "on": on.isoformat(),
+        "known_at": known_at.isoformat() if known_at else None,
+        "household": {k: h[k] for k in ("household", "community", "area", "payee_name", "payee_account")},
+        "covered": [
+            {
+                "name": members[i]["name"] if i in members else "?",
+                "id_number": mask_id(i),
+                "relation": members[i]["relation"] if i in members else "?",
+                "status": members[i]["status"] if i in members else "?",
+            }
+            for i in covered_ids
+        ],
+        "single_person": bool(c["single_person"]),
+        "applied_on": c["applied_on"].isoformat(),
+        "first_month": str(Month.from_index(c["first_idx"])) if c["first_idx"] is not None else None,
+        "timeline": timeline,
+    }
+    if c["programme"] == "temporary":
+        state.update(_grant_account(c, on, known_at))
+    else:
+        state.update(_monthly_account(conn, c, month, known_at))
+    totals = state["totals"]
+    balance = totals["entitled_fen"] - totals["net_paid_fen"]
+    totals["balance_fen"] = balance
+    totals["balance"] = "arrears owed" if balance > 0 else ("overpaid" if balance < 0 else "settled")
+    return state
+
+
+def _first_recorded(conn: Connection, case_no: str) -> datetime | None:
+    return conn.execute(select(func.min(t.timeline.c.recorded_at)).where(t.timeline.c.case_no == case_no)).scalar()
+
+
+def _grant_account(c: Any, on: date, known_at: datetime | None) -> dict[str, Any]:
+    granted = c["status"] in ("granted", "paid") and (known_at is None or _aware(c["approved_at"]) <= _aware(known_at))  # type: ignore[operator]
+    paid = (
+        c["status"] == "paid"
+        and c["grant_paid_on"] <= on
+        and (known_at is None or _aware(c["grant_paid_at"]) <= _aware(known_at))  # type: ignore[operator]
+    )
+    amount = c["amount_fen"] if granted else 0
+    status = "paid" if paid else ("granted" if granted else c["status"] if c["status"] in ("applied", "rejected") else "applied")
+    return {
+        "status": status,
+        "monthly_amount_fen": None,
+        "grant": {"type": c["grant_type"], "amount_fen": amount, "paid_on": c["grant_paid_on"].isoformat() if paid else None},
+        "months": [],
+        "totals": {
+            "entitled_fen": amount,
+            "issued_fen": amount if paid else 0,
+            "returned_fen": 0,
+            "net_paid_fen": amount if paid else 0,
+        },
+    }
+
+
+def _monthly_account(conn: Connection, c: Any, month: Month, known_at: datetime | None) -> dict[str, Any]:
+    p = t.periods
+    periods = list(
+        conn.execute(
+            select(p).where(p.c.case_no == c["case_no"], _periods_known(conn, known_at)).order_by(p.c.from_idx)
+        ).mappings()
+    )
+    pay = t.payments
+    payments = list(
+        conn.execute(
+            select(pay)
+            .where(pay.c.case_no == c["case_no"], pay.c.month_idx <= month.index, _known(pay.c.issued_at, conn, known_at))
+            .order_by(pay.c.month_idx, pay.c.issue_no)
+        ).mappings()
+    )
+    k = _moment(conn, known_at) if known_at else None
+    by_month: dict[int, dict[str, Any]] = {}
+    for r in periods:
+        if r["status"] != "active":
+            continue
+        for i in range(r["from_idx"], min(r["to_idx"], month.index + 1)):
+            by_month.setdefault(i, {"entitled_fen": 0, "issued_fen": 0, "returned_fen": 0, "persons": 0})
+            by_month[i]["entitled_fen"] = r["amount_fen"]
+            by_month[i]["persons"] = r["persons"]
+    refs: dict[int, list[str]] = {}
+    for r in payments:
+        m = by_month.setdefault(r["month_idx"], {"entitled_fen": 0, "issued_fen": 0, "returned_fen": 0, "persons": 0})
+        m["issued_fen"] += r["amount_fen"]
+        returned = r["returned_at"] is not None and (k is None or r["returned_at"] <= k)
+        if returned:
+            m["returned_fen"] += r["amount_fen"]
+        refs.setdefault(r["month_idx"], []).append(r["ref"] + (" (returned)" if returned else ""))
+    months = [
+        {
+            "month": str(Month.from_index(i)),
+            "entitled_fen": m["entitled_fen"],
+            "issued_fen": m["issued_fen"],
+            "returned_fen": m["returned_fen"],
+            "net_paid_fen": m["issued_fen"] - m["returned_fen"],
+            "payments": refs.get(i, []),
+        }
+        for i, m in sorted(by_month.items())
+    ]
+    now = next((r for r in periods if r["from_idx"] <= month.index < r["to_idx"]), None)
+    if now is not None:
+        status = now["status"]
+    elif periods and month.index < periods[0]["from_idx"]:
+        status = "approved, not yet started"
+    else:
+        status = c["status"] if c["status"] in ("applied", "rejected") and not periods else "applied"
+    return {
+        "status": status,
+        "monthly_amount_fen": now["amount_fen"] if now is not None and status == "active" else 0,
+        "persons": now["persons"] if now is not None else 0,
+        "months": months,
+        "totals": {
+            "entitled_fen": sum(m["entitled_fen"] for m in months),
+            "issued_fen": sum(m["issued_fen"] for m in months),
+            "returned_fen": sum(m["returned_fen"] for m in months),
+            "net_paid_fen": sum(m["net_paid_fen"] for m in months),
+        },
+    }
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def statistics(conn: Connection, first: Month, last: Month, on: date, known_at: datetime | None = None) -> dict[str, Any]:
+    """The monthly civil-affairs statistics (DOMAIN §5) for benefit months ``first``..``last``.
+
+    Paid amount and person-times come from net payments (returned ones do not count; a
+    re-issue counts once); newly added from first benefit months in the period; the
+    caseload from the case periods in force in ``on``'s benefit month.
+    """
+    pay = t.payments
+    rows = conn.execute(
+        select(
+            pay.c.programme,
+            func.coalesce(func.sum(pay.c.amount_fen), 0),
+            func.coalesce(func.sum(pay.c.persons), 0),
+            func.count(),
+        )
+        .where(pay.c.month_idx >= first.index, pay.c.month_idx <= last.index, _net(conn, known_at))
+        .group_by(pay.c.programme)
+    ).all()
+    paid = {r[0]: {"paid_fen": int(r[1]), "person_times": int(r[2]), "payments": int(r[3])} for r in rows}
+
+    c = t.cases
+    new_rows = conn.execute(
+        select(c.c.programme, func.count(func.distinct(c.c.household_no)), func.coalesce(func.sum(c.c.persons_at_approval), 0))
+        .where(c.c.first_idx >= first.index, c.c.first_idx <= last.index, _known(c.c.approved_at, conn, known_at))
+        .group_by(c.c.programme)
+    ).all()
+    new = {r[0]: {"households": int(r[1]), "persons": int(r[2])} for r in new_rows}
+
+    month = Month.of(on)
+    p = t.periods
+
+    def caseload(programmes: tuple[str, ...], status: str) -> dict[str, int]:
+        r = conn.execute(
+            select(func.count(func.distinct(p.c.household_no)), func.coalesce(func.sum(p.c.persons), 0), func.count()).where(
+                p.c.programme.in_(programmes),
+                p.c.status == status,
+                p.c.from_idx <= month.index,
+                p.c.to_idx > month.index,
+                _periods_known(conn, known_at),
+            )
+        ).one()
+        return {"households": int(r[0]), "persons": int(r[1]), "cases": int(r[2])}
+
+    grants = conn.execute(
+        select(func.count(), func.coalesce(func.sum(c.c.amount_fen), 0)).where(
+            c.c.programme == "temporary",
+            c.c.status == "paid",
+            c.c.grant_paid_on >= first.first_day(),
+            c.c.grant_paid_on <= last.last_day(),
+            _known(c.c.grant_paid_at, conn, known_at),
+        )
+    ).one()
+
+    out: dict[str, Any] = {
+        "period": {"from": str(first), "to": str(last)},
+        "on": on.isoformat(),
+        "known_at": known_at.isoformat() if known_at else None,
+        "programmes": {},
+    }
+    for prog in MONTHLY:
+        out["programmes"][prog] = {
+            "person_times": paid.get(prog, {}).get("person_times", 0),
+            "paid_fen": paid.get(prog, {}).get("paid_fen", 0),
+            "payments": paid.get(prog, {}).get("payments", 0),
+            "new_households": new.get(prog, {}).get("households", 0),
+            "new_persons": new.get(prog, {}).get("persons", 0),
+            "caseload": caseload((prog,), "active"),
+            "suspended": caseload((prog,), "suspended"),
+        }
+    out["programmes"]["temporary"] = {"person_times": int(grants[0]), "paid_fen": int(grants[1])}
+    out["dibao_total"] = {"caseload": caseload(DIBAO, "active"), "suspended": caseload(DIBAO, "suspended")}
+    return out

@@ -1,0 +1,188 @@
+"""The read-model tables, in the same database as the events.
+
+Months are stored as integer indexes (``year * 12 + month - 1``) so that periods can
+be compared in SQL; recorded times are stored beside effective times so that every
+figure can also be asked "as known at" a past moment.
+
+Case periods are bitemporal: a row says "from month A to month B the case was S,
+paid X for N persons", and ``known_from``/``known_to`` say when the ledger held that
+view. A retroactive decision closes the rows it changes and opens new ones.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+BIG = BigInteger().with_variant(Integer(), "sqlite")
+#: ``to_idx`` of a period that has no end.
+OPEN_END = 10**7
+
+households = Table(
+    "rm_household",
+    metadata,
+    Column("household_no", String(64), primary_key=True),
+    Column("household_id", String(32), nullable=False, unique=True),
+    Column("community", String(200), nullable=False),
+    Column("area", String(16), nullable=False),
+    Column("payee_name", String(200), nullable=False),
+    Column("payee_account", String(64), nullable=False),
+    Column("registered_on", Date, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+members = Table(
+    "rm_member",
+    metadata,
+    Column("household_no", String(64), primary_key=True),
+    Column("id_number", String(18), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("relation", String(32), nullable=False),
+    Column("flags", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("since", Date, nullable=False),
+    Column("until", Date),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+Index("rm_member_by_id", members.c.id_number)
+
+cases = Table(
+    "rm_case",
+    metadata,
+    Column("case_no", String(64), primary_key=True),
+    Column("case_id", String(32), nullable=False, unique=True),
+    Column("household_no", String(64), nullable=False),
+    Column("community", String(200), nullable=False),
+    Column("programme", String(16), nullable=False),
+    Column("area", String(16), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("single_person", String(18)),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("applied_on", Date, nullable=False),
+    Column("first_idx", Integer),
+    Column("amount_fen", BIG, nullable=False),
+    Column("persons", Integer, nullable=False),
+    Column("persons_at_approval", Integer, nullable=False),
+    Column("covered", Text, nullable=False),
+    Column("verifications", Integer, nullable=False),
+    Column("approved_at", DateTime(timezone=True)),
+    Column("grant_type", String(64)),
+    Column("grant_paid_on", Date),
+    Column("grant_paid_at", DateTime(timezone=True)),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index("rm_case_by_household", cases.c.household_no)
+Index("rm_case_by_first", cases.c.programme, cases.c.first_idx)
+
+changes = Table(
+    "rm_case_change",
+    metadata,
+    Column("case_no", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("from_idx", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("amount_fen", BIG, nullable=False),
+    Column("covered", Text, nullable=False),
+)
+
+periods = Table(
+    "rm_case_period",
+    metadata,
+    Column("id", BIG, primary_key=True, autoincrement=True),
+    Column("case_no", String(64), nullable=False),
+    Column("household_no", String(64), nullable=False),
+    Column("programme", String(16), nullable=False),
+    Column("area", String(16), nullable=False),
+    Column("from_idx", Integer, nullable=False),
+    Column("to_idx", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("amount_fen", BIG, nullable=False),
+    Column("persons", Integer, nullable=False),
+    Column("known_from", DateTime(timezone=True), nullable=False),
+    Column("known_to", DateTime(timezone=True)),
+)
+Index("rm_period_by_case", periods.c.case_no)
+Index("rm_period_by_month", periods.c.from_idx, periods.c.to_idx)
+
+verifications = Table(
+    "rm_verification",
+    metadata,
+    Column("case_no", String(64), primary_key=True),
+    Column("no", Integer, primary_key=True),
+    Column("income_fen", BIG, nullable=False),
+    Column("assets_ok", Boolean, nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("verifier", String(64), nullable=False),
+    Column("verified_on", Date, nullable=False),
+    Column("valid_until", Date, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+payments = Table(
+    "rm_payment",
+    metadata,
+    Column("ref", String(100), primary_key=True),
+    Column("payment_id", String(32), nullable=False, unique=True),
+    Column("case_no", String(64), nullable=False),
+    Column("household_no", String(64), nullable=False),
+    Column("programme", String(16), nullable=False),
+    Column("area", String(16), nullable=False),
+    Column("month_idx", Integer, nullable=False),
+    Column("issue_no", Integer, nullable=False),
+    Column("amount_fen", BIG, nullable=False),
+    Column("persons", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("payee_name", String(200), nullable=False),
+    Column("payee_account", String(64), nullable=False),
+    Column("batch", String(64), nullable=False),
+    Column("issued_on", Date, nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("settled_at", DateTime(timezone=True)),
+    Column("returned_at", DateTime(timezone=True)),
+    Column("return_reason", Text),
+)
+Index("rm_payment_by_case", payments.c.case_no, payments.c.month_idx)
+Index("rm_payment_by_month", payments.c.month_idx, payments.c.programme)
+
+standards = Table(
+    "rm_standard",
+    metadata,
+    Column("standard_id", String(32), nullable=False),
+    Column("programme", String(16), primary_key=True),
+    Column("area", String(16), primary_key=True),
+    Column("from_idx", Integer, primary_key=True),
+    Column("position", BIG, primary_key=True),
+    Column("amount_fen", BIG, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+timeline = Table(
+    "rm_event",
+    metadata,
+    Column("position", BIG, primary_key=True, autoincrement=False),
+    Column("kind", String(64), nullable=False),
+    Column("subject", String(16), nullable=False),
+    Column("subject_key", String(100), nullable=False),
+    Column("case_no", String(64)),
+    Column("household_no", String(64)),
+    Column("effective", Date, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("operator", String(64), nullable=False),
+    Column("detail", Text, nullable=False),
+)
+Index("rm_event_by_case", timeline.c.case_no)
+Index("rm_event_by_household", timeline.c.household_no)

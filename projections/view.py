@@ -1,0 +1,561 @@
+"""The ledger's read models and the projection that keeps them up to date.
+
+:class:`LedgerView` is a tracking recorder: it writes the read-model rows of a page
+of events and its tracking position in one transaction, so a page is applied exactly
+once even if the process dies part-way (the transaction then rolls back whole).
+
+A page is applied in memory first (rows touched by the page are loaded once, changed
+by each event in log order, and written back with a few set-based statements), which
+keeps a rebuild fast without giving up the per-event history that "as known at"
+queries need: every change of a case's periods is recorded with the recorded time of
+the event that caused it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, is_dataclass
+from datetime import date, datetime
+from enum import Enum
+from typing import Any
+
+from eventsourcing.persistence import Notification
+from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
+from eventsourcing_sqlalchemy.recorders import SQLAlchemyTrackingRecorder
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from ledger.domain import Case, Change, Household, Payment, Standard, fold_periods
+from ledger.values import Month
+from projections import tables as t
+
+UPSTREAM = "Ledger"
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, Month):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if is_dataclass(value):
+        return _jsonable(asdict(value))  # type: ignore[arg-type]
+    return value
+
+
+_META = {"originator_id", "originator_version", "timestamp", "originator_topic", "operator", "effective"}
+
+
+def event_detail(domain_event: Any) -> dict[str, Any]:
+    """The business fields of an event, as plain JSON values."""
+    return {k: _jsonable(v) for k, v in domain_event.__dict__.items() if k not in _META}
+
+
+class _Rows:
+    """Rows of one table touched by a page: loaded once, changed in memory, written back together."""
+
+    def __init__(self, session: Session, table: Any, key: Sequence[str], id_column: str | None = None) -> None:
+        self.session = session
+        self.table = table
+        self.key = tuple(key)
+        self.id_column = id_column
+        self.by_id: dict[str, tuple[Any, ...]] = {}
+        self.rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.in_db: set[tuple[Any, ...]] = set()
+        self.dirty: set[tuple[Any, ...]] = set()
+
+    def get(self, *key: Any) -> dict[str, Any] | None:
+        if key in self.rows:
+            return self.rows[key]
+        cond = [self.table.c[k] == v for k, v in zip(self.key, key)]
+        found = self.session.execute(select(self.table).where(*cond)).mappings().first()
+        if found is None:
+            return None
+        return self._loaded(dict(found))
+
+    def _loaded(self, row: dict[str, Any]) -> dict[str, Any]:
+        key = tuple(row[k] for k in self.key)
+        self.rows[key] = row
+        self.in_db.add(key)
+        if self.id_column:
+            self.by_id[row[self.id_column]] = key
+        return row
+
+    def touch_id(self, aggregate_id: Any) -> dict[str, Any]:
+        """The row of an aggregate, found by its id, marked as changed."""
+        hexid = aggregate_id.hex
+        key = self.by_id.get(hexid)
+        if key is None:
+            assert self.id_column is not None
+            found = self.session.execute(select(self.table).where(self.table.c[self.id_column] == hexid)).mappings().first()
+            if found is None:
+                raise KeyError(f"{self.table.name}: no row for {hexid}")
+            key = tuple(self._loaded(dict(found))[k] for k in self.key)
+        self.dirty.add(key)
+        return self.rows[key]
+
+    def put(self, row: dict[str, Any]) -> dict[str, Any]:
+        key = tuple(row[k] for k in self.key)
+        self.rows[key] = row
+        self.dirty.add(key)
+        if self.id_column:
+            self.by_id[row[self.id_column]] = key
+        return row
+
+    def touch(self, *key: Any) -> dict[str, Any]:
+        row = self.get(*key)
+        if row is None:
+            raise KeyError(f"{self.table.name}: no row {key}")
+        self.dirty.add(key)
+        return row
+
+    def flush(self) -> None:
+        if not self.dirty:
+            return
+        existing = [k for k in self.dirty if k in self.in_db]
+        if existing:
+            if len(self.key) == 1:
+                self.session.execute(
+                    delete(self.table).where(self.table.c[self.key[0]].in_([k[0] for k in existing]))
+                )
+            else:
+                stmt = delete(self.table).where(
+                    *[self.table.c[k] == bindparam(f"k_{k}") for k in self.key]
+                )
+                self.session.execute(stmt, [{f"k_{n}": v for n, v in zip(self.key, k)} for k in existing])
+        self.session.execute(insert(self.table), [self.rows[k] for k in self.dirty])
+        self.in_db |= self.dirty
+        self.dirty.clear()
+
+
+class _Page:
+    """The state of one page of events being applied inside one transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.households = _Rows(session, t.households, ["household_no"], "household_id")
+        self.members = _Rows(session, t.members, ["household_no", "id_number"])
+        self.cases = _Rows(session, t.cases, ["case_no"], "case_id")
+        self.payments = _Rows(session, t.payments, ["ref"], "payment_id")
+        self.changes: dict[str, list[Change]] = {}
+        self.open_periods: dict[str, list[dict[str, Any]]] = {}
+        self.new_changes: list[dict[str, Any]] = []
+        self.new_periods: list[dict[str, Any]] = []
+        self.closed_periods: list[dict[str, Any]] = []
+        self.verifications: list[dict[str, Any]] = []
+        self.standards: list[dict[str, Any]] = []
+        self.timeline: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ case periods
+    def _load_changes(self, case_no: str) -> list[Change]:
+        if case_no not in self.changes:
+            rows = self.session.execute(
+                select(t.changes).where(t.changes.c.case_no == case_no).order_by(t.changes.c.seq)
+            ).mappings()
+            self.changes[case_no] = [
+                Change(Month.from_index(r["from_idx"]), r["seq"], r["kind"], r["amount_fen"], tuple(json.loads(r["covered"])))
+                for r in rows
+            ]
+            self.open_periods[case_no] = [
+                dict(r)
+                for r in self.session.execute(
+                    select(t.periods).where(t.periods.c.case_no == case_no, t.periods.c.known_to.is_(None))
+                ).mappings()
+            ]
+        return self.changes[case_no]
+
+    def add_change(self, case: dict[str, Any], change: Change, when: datetime) -> None:
+        case_no = case["case_no"]
+        changes = self._load_changes(case_no)
+        changes.append(change)
+        self.new_changes.append(
+            {
+                "case_no": case_no,
+                "seq": change.seq,
+                "from_idx": change.from_month.index,
+                "kind": change.kind,
+                "amount_fen": change.amount_fen,
+                "covered": json.dumps(list(change.covered)),
+            }
+        )
+        wanted = {
+            (p.from_month.index, p.to_month.index if p.to_month else t.OPEN_END, p.status, p.amount_fen, len(p.covered))
+            for p in fold_periods(changes)
+        }
+
+        def shape(r: dict[str, Any]) -> tuple[Any, ...]:
+            return (r["from_idx"], r["to_idx"], r["status"], r["amount_fen"], r["persons"])
+
+        keep = []
+        for r in self.open_periods[case_no]:
+            if shape(r) in wanted:
+                keep.append(r)
+                wanted.discard(shape(r))
+            else:
+                r["known_to"] = when
+                if "id" in r:
+                    self.closed_periods.append({"p_id": r["id"], "p_known_to": when})
+        for from_idx, to_idx, status, amount, persons in sorted(wanted):
+            row = {
+                "case_no": case_no,
+                "household_no": case["household_no"],
+                "programme": case["programme"],
+                "area": case["area"],
+                "from_idx": from_idx,
+                "to_idx": to_idx,
+                "status": status,
+                "amount_fen": amount,
+                "persons": persons,
+                "known_from": when,
+                "known_to": None,
+            }
+            self.new_periods.append(row)
+            keep.append(row)
+        self.open_periods[case_no] = keep
+
+    def flush(self) -> None:
+        for rows in (self.households, self.members, self.cases, self.payments):
+            rows.flush()
+        if self.new_changes:
+            self.session.execute(insert(t.changes), self.new_changes)
+        if self.closed_periods:
+            self.session.execute(
+                update(t.periods).where(t.periods.c.id == bindparam("p_id")).values(known_to=bindparam("p_known_to")),
+                self.closed_periods,
+            )
+        if self.new_periods:
+            self.session.execute(insert(t.periods), self.new_periods)
+        for table, rows in ((t.verifications, self.verifications), (t.standards, self.standards), (t.timeline, self.timeline)):
+            if rows:
+                self.session.execute(insert(table), rows)
+
+
+Handler = Callable[[_Page, Any, int], None]
+
+
+class LedgerView(SQLAlchemyTrackingRecorder):
+    """Read models of households, cases, periods, payments, standards and the event timeline."""
+
+    def __init__(self, datastore: SQLAlchemyDatastore, tracking_table_name: str = "rm_tracking") -> None:
+        super().__init__(datastore=datastore, tracking_table_name=tracking_table_name)
+        self._handlers: dict[type, Handler] = {
+            Household.Registered: _household_registered,
+            Household.MemberAdded: _member_added,
+            Household.MemberRemoved: _member_left,
+            Household.MemberDeceased: _member_left,
+            Household.AreaChanged: _area_changed,
+            Household.AccountChanged: _account_changed,
+            Standard.Created: _standard_created,
+            Standard.Set: _standard_set,
+            Case.Applied: _case_applied,
+            Case.Verified: _case_verified,
+            Case.Approved: _case_decided,
+            Case.AmountAdjusted: _case_decided,
+            Case.Suspended: _case_decided,
+            Case.Resumed: _case_decided,
+            Case.Terminated: _case_decided,
+            Case.Rejected: _case_rejected,
+            Case.GrantApproved: _grant_approved,
+            Case.GrantPaid: _grant_paid,
+            Payment.Issued: _payment_issued,
+            Payment.Settled: _payment_settled,
+            Payment.Returned: _payment_returned,
+        }
+
+    def create_table(self) -> None:
+        super().create_table()
+        assert self.datastore.engine is not None
+        t.metadata.create_all(self.datastore.engine, checkfirst=True)
+
+    def clear(self, session: Session) -> None:
+        """Empty every read model and reset the position, inside the caller's transaction.
+
+        Deleting rows (not dropping tables) keeps a rebuild atomic on both databases:
+        killed before it commits, the old read models and their position stay as they were.
+        """
+        self.lock(session)
+        for table in reversed(t.metadata.sorted_tables):
+            session.execute(delete(table))
+        tt = self.tracking_table
+        session.execute(update(tt).where(tt.c.application_name == UPSTREAM).values(notification_id=0))
+
+    def position(self) -> int:
+        """The last event position the read models include (0 = none)."""
+        return self.max_tracking_id(UPSTREAM) or 0
+
+    def lock(self, session: Session) -> int:
+        """Take the projection's write lock for this transaction and return the position.
+
+        An UPDATE of the tracking row is the first statement: on SQLite it takes the
+        database write lock before any read, on PostgreSQL it locks the row, so two
+        processes catching up at once apply each page once, one after the other.
+        """
+        tt = self.tracking_table
+        done = session.execute(
+            update(tt).where(tt.c.application_name == UPSTREAM).values(notification_id=tt.c.notification_id)
+        )
+        if done.rowcount == 0:  # type: ignore[attr-defined]
+            session.execute(insert(tt).values(application_name=UPSTREAM, notification_id=0))
+        return session.execute(select(tt.c.notification_id).where(tt.c.application_name == UPSTREAM)).scalar_one()
+
+    def apply_page(self, session: Session, notifications: Iterable[Notification], to_event: Callable[[Notification], Any]) -> int:
+        """Apply events in log order and move the tracking position; the caller commits."""
+        page = _Page(session)
+        last = None
+        for n in notifications:
+            domain_event = to_event(n)
+            self._handlers[type(domain_event)](page, domain_event, n.id)
+            last = n.id
+        if last is None:
+            return 0
+        page.flush()
+        tt = self.tracking_table
+        session.execute(update(tt).where(tt.c.application_name == UPSTREAM).values(notification_id=last))
+        return last
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def _timeline(page: _Page, e: Any, pos: int, subject: str, key: str, case_no: str | None, household_no: str | None) -> None:
+    page.timeline.append(
+        {
+            "position": pos,
+            "kind": type(e).__qualname__,
+            "subject": subject,
+            "subject_key": key,
+            "case_no": case_no,
+            "household_no": household_no,
+            "effective": e.effective,
+            "recorded_at": e.timestamp,
+            "operator": e.operator,
+            "detail": json.dumps(event_detail(e), ensure_ascii=False, sort_keys=True),
+        }
+    )
+
+
+def _household_registered(page: _Page, e: Household.Registered, pos: int) -> None:
+    page.households.put(
+        {
+            "household_no": e.number,
+            "household_id": e.originator_id.hex,
+            "community": e.community,
+            "area": e.area.value,
+            "payee_name": e.payee_name,
+            "payee_account": e.payee_account,
+            "registered_on": e.effective,
+            "recorded_at": e.timestamp,
+        }
+    )
+    for m in e.members:
+        _put_member(page, e.number, m, e.effective, e.timestamp)
+    _timeline(page, e, pos, "household", e.number, None, e.number)
+
+
+def _put_member(page: _Page, household_no: str, m: dict[str, Any], since: date, when: datetime) -> None:
+    page.members.put(
+        {
+            "household_no": household_no,
+            "id_number": m["id_number"],
+            "name": m["name"],
+            "relation": m["relation"],
+            "flags": ",".join(m.get("flags", [])),
+            "status": "present",
+            "since": since,
+            "until": None,
+            "recorded_at": when,
+        }
+    )
+
+
+def _member_added(page: _Page, e: Household.MemberAdded, pos: int) -> None:
+    no = page.households.touch_id(e.originator_id)["household_no"]
+    _put_member(page, no, e.member, e.effective, e.timestamp)
+    _timeline(page, e, pos, "household", no, None, no)
+
+
+def _member_left(page: _Page, e: Any, pos: int) -> None:
+    no = page.households.touch_id(e.originator_id)["household_no"]
+    row = page.members.touch(no, e.id_number)
+    row["status"] = "deceased" if isinstance(e, Household.MemberDeceased) else "removed"
+    row["until"] = e.effective
+    row["recorded_at"] = e.timestamp
+    _timeline(page, e, pos, "household", no, None, no)
+
+
+def _area_changed(page: _Page, e: Household.AreaChanged, pos: int) -> None:
+    row = page.households.touch_id(e.originator_id)
+    row["area"] = e.area.value
+    _timeline(page, e, pos, "household", row["household_no"], None, row["household_no"])
+
+
+def _account_changed(page: _Page, e: Household.AccountChanged, pos: int) -> None:
+    row = page.households.touch_id(e.originator_id)
+    row["payee_name"], row["payee_account"] = e.payee_name, e.payee_account
+    _timeline(page, e, pos, "household", row["household_no"], None, row["household_no"])
+
+
+def _standard_created(page: _Page, e: Standard.Created, pos: int) -> None:
+    _timeline(page, e, pos, "standard", f"{e.programme.value}/{e.area.value}", None, None)
+
+
+def _standard_set(page: _Page, e: Standard.Set, pos: int) -> None:
+    page.standards.append(
+        {
+            "standard_id": e.originator_id.hex,
+            "programme": e.programme.value,
+            "area": e.area.value,
+            "from_idx": e.from_month.index,
+            "position": pos,
+            "amount_fen": e.amount_fen,
+            "recorded_at": e.timestamp,
+        }
+    )
+    _timeline(page, e, pos, "standard", f"{e.programme.value}/{e.area.value}", None, None)
+
+
+def _case(page: _Page, e: Any, pos: int) -> dict[str, Any]:
+    row = page.cases.touch_id(e.originator_id)
+    row["updated_at"] = e.timestamp
+    _timeline(page, e, pos, "case", row["case_no"], row["case_no"], row["household_no"])
+    return row
+
+
+def _case_applied(page: _Page, e: Case.Applied, pos: int) -> None:
+    h = page.households.get(e.household_no)
+    page.cases.put(
+        {
+            "case_no": e.case_no,
+            "case_id": e.originator_id.hex,
+            "household_no": e.household_no,
+            "community": h["community"] if h else "",
+            "programme": e.programme.value,
+            "area": e.area.value,
+            "channel": e.channel.value,
+            "single_person": e.single_person,
+            "status": "applied",
+            "reason": "",
+            "applied_on": e.effective,
+            "first_idx": None,
+            "amount_fen": 0,
+            "persons": 0,
+            "persons_at_approval": 0,
+            "covered": "[]",
+            "verifications": 0,
+            "approved_at": None,
+            "grant_type": None,
+            "grant_paid_on": None,
+            "grant_paid_at": None,
+            "updated_at": e.timestamp,
+        }
+    )
+    _timeline(page, e, pos, "case", e.case_no, e.case_no, e.household_no)
+
+
+def _case_verified(page: _Page, e: Case.Verified, pos: int) -> None:
+    row = _case(page, e, pos)
+    row["verifications"] += 1
+    page.verifications.append(
+        {
+            "case_no": row["case_no"],
+            "no": row["verifications"],
+            "income_fen": e.income_fen,
+            "assets_ok": e.assets_ok,
+            "passed": e.passed,
+            "verifier": e.verifier,
+            "verified_on": e.effective,
+            "valid_until": e.valid_until,
+            "recorded_at": e.timestamp,
+        }
+    )
+
+
+_KINDS = {
+    Case.Approved: "approved",
+    Case.AmountAdjusted: "adjusted",
+    Case.Suspended: "suspended",
+    Case.Resumed: "resumed",
+    Case.Terminated: "terminated",
+}
+
+
+def _case_decided(page: _Page, e: Any, pos: int) -> None:
+    row = _case(page, e, pos)
+    kind = _KINDS[type(e)]
+    if kind == "approved":
+        month, amount, covered = e.first_month, e.amount_fen, tuple(e.covered)
+        row.update(
+            status="active",
+            first_idx=month.index,
+            persons_at_approval=len(covered),
+            approved_at=e.timestamp,
+        )
+    elif kind == "adjusted":
+        month, amount, covered = e.from_month, e.amount_fen, tuple(e.covered)
+    else:
+        month, amount, covered = e.from_month, 0, ()
+        row["status"] = {"suspended": "suspended", "resumed": "active", "terminated": "terminated"}[kind]
+        row["reason"] = getattr(e, "reason", "")
+    if kind in ("approved", "adjusted"):
+        row.update(amount_fen=amount, persons=len(covered), covered=json.dumps(list(covered)))
+    page.add_change(row, Change(month, e.originator_version, kind, amount, covered), e.timestamp)
+
+
+def _case_rejected(page: _Page, e: Case.Rejected, pos: int) -> None:
+    row = _case(page, e, pos)
+    row.update(status="rejected", reason=e.reason)
+
+
+def _grant_approved(page: _Page, e: Case.GrantApproved, pos: int) -> None:
+    row = _case(page, e, pos)
+    row.update(status="granted", grant_type=e.grant_type, amount_fen=e.amount_fen, approved_at=e.timestamp, reason=e.reason)
+
+
+def _grant_paid(page: _Page, e: Case.GrantPaid, pos: int) -> None:
+    row = _case(page, e, pos)
+    row.update(status="paid", grant_paid_on=e.effective, grant_paid_at=e.timestamp)
+
+
+def _payment_issued(page: _Page, e: Payment.Issued, pos: int) -> None:
+    page.payments.put(
+        {
+            "ref": e.ref,
+            "payment_id": e.originator_id.hex,
+            "case_no": e.case_no,
+            "household_no": e.household_no,
+            "programme": e.programme.value,
+            "area": e.area.value,
+            "month_idx": e.month.index,
+            "issue_no": e.issue_no,
+            "amount_fen": e.amount_fen,
+            "persons": e.persons,
+            "status": "issued",
+            "payee_name": e.payee_name,
+            "payee_account": e.payee_account,
+            "batch": e.batch,
+            "issued_on": e.effective,
+            "issued_at": e.timestamp,
+            "settled_at": None,
+            "returned_at": None,
+            "return_reason": None,
+        }
+    )
+    _timeline(page, e, pos, "payment", e.ref, e.case_no, e.household_no)
+
+
+def _payment_settled(page: _Page, e: Payment.Settled, pos: int) -> None:
+    row = page.payments.touch_id(e.originator_id)
+    row.update(status="settled", settled_at=e.timestamp)
+    _timeline(page, e, pos, "payment", row["ref"], row["case_no"], row["household_no"])
+
+
+def _payment_returned(page: _Page, e: Payment.Returned, pos: int) -> None:
+    row = page.payments.touch_id(e.originator_id)
+    row.update(status="returned", returned_at=e.timestamp, return_reason=e.reason)
+    _timeline(page, e, pos, "payment", row["ref"], row["case_no"], row["household_no"])
