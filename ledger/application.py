@@ -16,7 +16,7 @@ from datetime import date
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder
 
@@ -61,6 +61,23 @@ class UnitOfWork:
             return None
         self._cache[aggregate_id] = aggregate
         return aggregate
+
+    def preload(self, aggregate_ids: Iterable[UUID]) -> None:
+        """Load many aggregates in a few queries; ids not in the store are remembered as missing.
+
+        Only an optimisation for batches: :meth:`find` gives the same answers without it.
+        """
+        wanted = [i for i in dict.fromkeys(aggregate_ids) if i not in self._cache and i not in self._missing]
+        select_many = getattr(self.app.recorder, "select_events_many", None)
+        if not wanted or select_many is None:
+            return
+        stored = select_many(wanted)
+        to_event = self.app.mapper.to_domain_event
+        for i in wanted:
+            if i in stored:
+                self._cache[i] = project_aggregate(None, (to_event(se) for se in stored[i]))
+            else:
+                self._missing.add(i)
 
     def add(self, aggregate: A, what: str) -> A:
         if self.find(aggregate.id) is not None:

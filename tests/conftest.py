@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -68,7 +68,8 @@ def app() -> LedgerApp:
 
 def idn(n: int, born: str = "19800101") -> str:
     """A valid identity number (Luzhou district region code) for test person ``n``."""
-    first17 = f"140403{born}{n:03d}"
+    day = date(int(born[:4]), int(born[4:6]), int(born[6:])) + timedelta(days=n // 1000)
+    first17 = f"140403{day:%Y%m%d}{n % 1000:03d}"
     return first17 + id_check_char(first17)
 
 
