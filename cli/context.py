@@ -20,16 +20,16 @@ from projections.runner import Projections
 class Ledger:
     """What a command needs: the application, the read models, and how to print progress."""
 
-    def __init__(self, url: str, quiet: bool = False) -> None:
+    def __init__(self, url: str, quiet: bool = False, create_parent: bool = False) -> None:
         self.url = url
         self.quiet = quiet
+        self.create_parent = create_parent
 
     @cached_property
     def app(self) -> LedgerApp:
-        if self.url.startswith("sqlite:///"):
-            path = Path(self.url.removeprefix("sqlite:///"))
-            if str(path) not in ("", ":memory:"):
-                path.parent.mkdir(parents=True, exist_ok=True)
+        if self.create_parent:
+            # The embedded default lives in the user's data directory; make it on first use.
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         return LedgerApp(self.url)
 
     @cached_property

@@ -10,7 +10,7 @@ import sqlalchemy.exc
 from eventsourcing.persistence import IntegrityError, PersistenceError
 
 from cli.context import Ledger
-from ledger.config import ENV_URL, default_database_path, mask_url, resolve_url
+from ledger.config import ENV_URL, check_url, default_database_path, default_url, mask_url, resolve_url
 from ledger.errors import LedgerError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -61,7 +61,12 @@ def ledger(ctx: click.Context, db: str | None) -> None:
       ledger demo
       ledger account show U0001 --on 2023-09-30
     """
-    ctx.obj = Ledger(resolve_url(db))
+    url = resolve_url(db)
+    try:
+        check_url(url)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="'--db' / LEDGER_DATABASE_URL") from None
+    ctx.obj = Ledger(url, create_parent=url == default_url())
 
 
 def _register() -> None:

@@ -29,6 +29,18 @@ def resolve_url(url: str | None) -> str:
     return url or os.environ.get(ENV_URL) or default_url()
 
 
+SUPPORTED = ("sqlite:///", "postgresql://", "postgresql+psycopg2://")
+
+
+def check_url(url: str) -> str:
+    """Refuse a URL of a database the ledger does not run on, before anything connects."""
+    if not url.startswith(SUPPORTED) or url in SUPPORTED:
+        raise ValueError(
+            f"unsupported database URL {mask_url(url)!r}: use sqlite:///PATH or postgresql+psycopg2://USER:PASSWORD@HOST/DB"
+        )
+    return url
+
+
 def mask_url(url: str) -> str:
     """Hide a password in a database URL before it is printed."""
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
