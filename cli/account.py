@@ -52,16 +52,21 @@ def render_account(s: dict[str, Any]) -> str:
     if s["months"]:
         lines.append("")
         lines.append(table(
-            ["month", "entitled", "issued", "returned", "net paid", "payments"],
-            [[m["month"], yuan(m["entitled_fen"]), yuan(m["issued_fen"]), yuan(m["returned_fen"]), yuan(m["net_paid_fen"]),
-              ", ".join(m["payments"])] for m in s["months"]],
-            right=[1, 2, 3, 4],
+            ["month", "entitled", "issued", "returned", "offset", "owed", "overpaid", "payments"],
+            [[m["month"], yuan(m["entitled_fen"]), yuan(m["issued_fen"]), yuan(m["returned_fen"]), yuan(m["offset_fen"]),
+              yuan(m["owed_fen"]), yuan(m["overpaid_fen"]), ", ".join(m["payments"])] for m in s["months"]],
+            right=[1, 2, 3, 4, 5, 6],
         ))
     t = s["totals"]
     lines.append("")
     lines.append(
-        f"Entitlement accrued {yuan(t['entitled_fen'])}  issued {yuan(t['issued_fen'])}  returned {yuan(t['returned_fen'])}  "
-        f"net paid {yuan(t['net_paid_fen'])}  balance {yuan(abs(t['balance_fen']))} {t['balance']}"
+        f"Entitlement accrued {yuan(t['entitled_fen'])}   issued {yuan(t['issued_fen'])}   returned {yuan(t['returned_fen'])}   "
+        f"refunded {yuan(t['refunded_fen'])}   net paid {yuan(t['net_paid_fen'])}   offset {yuan(t['offset_fen'])}"
+    )
+    lines.append(
+        f"Arrears owed {yuan(t['arrears_fen'])}   overpayment established {yuan(t['overpayment_established_fen'])}   "
+        f"recovered {yuan(t['recovered_fen'])}   debt {yuan(t['debt_fen'])}   "
+        f"balance {yuan(abs(t['balance_fen']))} {t['balance']}"
     )
     lines.append("")
     lines.append("History:")

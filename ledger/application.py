@@ -40,6 +40,9 @@ A = TypeVar("A", bound=Aggregate)
 #: How often a command is retried on fresh state when another process wrote the same aggregate.
 RETRIES = 3
 
+#: Payments may be issued for benefit months at most this many months after the current one.
+MONTHS_AHEAD = 2
+
 
 class UnitOfWork:
     """Aggregates loaded or created by one or more commands, saved together in one transaction."""
@@ -106,8 +109,13 @@ class LedgerApp(Application):
 
     name = "Ledger"
 
-    def __init__(self, url: str, env: dict[str, str] | None = None) -> None:
-        """Open the ledger at a database URL; ``memory:`` keeps events in this process only."""
+    def __init__(self, url: str, env: dict[str, str] | None = None, clock: Callable[[], date] = date.today) -> None:
+        """Open the ledger at a database URL; ``memory:`` keeps events in this process only.
+
+        ``clock`` gives today's date: payments may not be issued for benefit months more
+        than :data:`MONTHS_AHEAD` months after it.
+        """
+        self.today = clock
         if url == "memory:":
             settings = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
         else:
@@ -396,17 +404,39 @@ class LedgerApp(Application):
                 operator=operator,
                 effective=effective,
             )
+            self._true_up(w, c, from_month, f"amount changed from {from_month}", operator, effective)
 
         self.run(command, uow)
 
     def suspend(self, case_no: str, reason: str, from_month: Month, *, operator: str, effective: date, uow: UnitOfWork | None = None) -> None:
-        self.run(lambda w: self._case(w, case_no).suspend(reason, from_month, operator=operator, effective=effective), uow)
+        """Suspend from a month on; months already paid from then on become overpayments."""
+
+        def command(w: UnitOfWork) -> None:
+            c = self._case(w, case_no)
+            c.suspend(reason, from_month, operator=operator, effective=effective)
+            self._true_up(w, c, from_month, f"suspended from {from_month}: {reason}", operator, effective)
+
+        self.run(command, uow)
 
     def resume(self, case_no: str, from_month: Month, *, operator: str, effective: date, uow: UnitOfWork | None = None) -> None:
-        self.run(lambda w: self._case(w, case_no).resume(from_month, operator=operator, effective=effective), uow)
+        """Resume from a month on; months from then on are owed again (arrears if already past)."""
+
+        def command(w: UnitOfWork) -> None:
+            c = self._case(w, case_no)
+            c.resume(from_month, operator=operator, effective=effective)
+            self._true_up(w, c, from_month, f"resumed from {from_month}", operator, effective)
+
+        self.run(command, uow)
 
     def terminate(self, case_no: str, reason: str, from_month: Month, *, operator: str, effective: date, uow: UnitOfWork | None = None) -> None:
-        self.run(lambda w: self._case(w, case_no).terminate(reason, from_month, operator=operator, effective=effective), uow)
+        """Terminate from a month on; months already paid from then on become overpayments."""
+
+        def command(w: UnitOfWork) -> None:
+            c = self._case(w, case_no)
+            c.terminate(reason, from_month, operator=operator, effective=effective)
+            self._true_up(w, c, from_month, f"terminated from {from_month}: {reason}", operator, effective)
+
+        self.run(command, uow)
 
     # ------------------------------------------------------------------ temporary assistance
     def approve_grant(
@@ -447,13 +477,34 @@ class LedgerApp(Application):
         self.run(command, uow)
 
     # ------------------------------------------------------------------ payments
-    def latest_payment(self, w: UnitOfWork, case_no: str, month: Month) -> Payment | None:
-        """The latest issue of a case's payment for a month (issues are numbered 1, 2, ...)."""
-        latest = None
+    def horizon(self) -> Month:
+        """The last benefit month any payment can be for (see :data:`MONTHS_AHEAD`)."""
+        return Month.of(self.today()).add(MONTHS_AHEAD)
+
+    def issues(self, w: UnitOfWork, case_no: str, month: Month) -> list[Payment]:
+        """Every issue of a case's payment for a month, in order (issues are numbered 1, 2, ...)."""
+        out: list[Payment] = []
         n = 1
         while (p := w.find(payment_id(case_no, month, n))) is not None:
-            latest, n = p, n + 1
-        return latest
+            out.append(p)
+            n += 1
+        return out
+
+    def preload_months(self, w: UnitOfWork, case_nos: Iterable[str], months: Iterable[Month], depth: int = 3) -> None:
+        """Load the payments of many cases and months in a few queries (an optimisation only)."""
+        ms = list(months)
+        w.preload(payment_id(c, m, n) for c in case_nos for m in ms for n in range(1, depth + 1))
+
+    def _true_up(self, w: UnitOfWork, c: Case, first: Month, cause: str, operator: str, effective: date) -> None:
+        """Re-establish the overpayment of every month from ``first`` on after a change (rule 6)."""
+        if not c.is_monthly:
+            return
+        months = list(first.until(self.horizon()))
+        self.preload_months(w, [c.case_no], months)
+        for m in months:
+            delivered = Payment.delivered(self.issues(w, c.case_no, m))
+            if delivered or m in c.overpaid:
+                c.true_up(m, delivered, cause, operator=operator, effective=effective)
 
     def issue_payment(
         self,
@@ -465,17 +516,32 @@ class LedgerApp(Application):
         effective: date,
         uow: UnitOfWork | None = None,
     ) -> str:
-        """Issue (or, after a bank return, re-issue) a case's payment for a month; returns its reference."""
+        """Issue what is owed to a case for a month; returns the payment reference.
+
+        After a bank return the month is owed again (a re-issue); after a retroactive
+        increase the difference is owed (a top-up). Overpayment debt of the case is
+        recovered by offset against the payment, never below zero.
+        """
 
         def command(w: UnitOfWork) -> str:
-            c = self._case(w, case_no)
-            h = self._household(w, c.household_no)
-            previous = self.latest_payment(w, c.case_no, month)
-            p = Payment.issue(c, month, previous, h.payee_name, h.payee_account, batch=batch, operator=operator, effective=effective)
-            w.add(p, f"payment {p.ref}")
+            p = self._issue(w, self._case(w, case_no), month, batch, operator, effective)
             return p.ref
 
         return self.run(command, uow)
+
+    def _issue(self, w: UnitOfWork, c: Case, month: Month, batch: str, operator: str, effective: date) -> Payment:
+        if month > self.horizon():
+            raise InvalidInput(f"{month} is more than {MONTHS_AHEAD} months ahead; no payment yet")
+        h = self._household(w, c.household_no)
+        issues = self.issues(w, c.case_no, month)
+        owed = Payment.owed(c, month, issues)
+        offset = min(max(c.debt_fen, 0), owed)
+        p = Payment.issue(c, month, issues, h.payee_name, h.payee_account, offset_fen=offset, batch=batch,
+                          operator=operator, effective=effective)
+        w.add(p, f"payment {p.ref}")
+        if offset:
+            c.recover(offset, "offset", p.ref, operator=operator, effective=effective)
+        return p
 
     def _payment(self, w: UnitOfWork, ref: str) -> Payment:
         case_no, month, issue_no = parse_payment_ref(ref)
@@ -488,7 +554,24 @@ class LedgerApp(Application):
         self.run(lambda w: self._payment(w, ref).settle(operator=operator, effective=effective), uow)
 
     def return_payment(self, ref: str, reason: str, *, operator: str, effective: date, uow: UnitOfWork | None = None) -> None:
-        self.run(lambda w: self._payment(w, ref).return_(reason, operator=operator, effective=effective), uow)
+        """Record a bank return: the month is owed again, and any overpayment of it re-established."""
+
+        def command(w: UnitOfWork) -> None:
+            p = self._payment(w, ref)
+            p.return_(reason, operator=operator, effective=effective)
+            c = self._case(w, p.case_no)
+            if p.offset_fen:
+                c.reverse_recovery(p.offset_fen, p.ref, operator=operator, effective=effective)
+            delivered = Payment.delivered(self.issues(w, p.case_no, p.month))
+            c.true_up(p.month, delivered, f"bank returned {p.ref}", operator=operator, effective=effective)
+
+        self.run(command, uow)
+
+    def record_refund(self, case_no: str, amount_fen: int, reference: str, *, operator: str, effective: date, uow: UnitOfWork | None = None) -> None:
+        """Record a refund of overpayment received from the household."""
+        if not reference.strip():
+            raise InvalidInput("a refund needs a reference (receipt or bank transaction number)")
+        self.run(lambda w: self._case(w, case_no).recover(amount_fen, "refund", reference, operator=operator, effective=effective), uow)
 
     # ------------------------------------------------------------------ direct reads (for commands)
     def get_case(self, case_no: str) -> Case:

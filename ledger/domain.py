@@ -304,6 +304,7 @@ class Verification:
     standard_fen: int | None
     passed: bool
     verifier: str
+    recorded_by: str
     verified_on: date
     valid_until: date
 
@@ -331,35 +332,44 @@ class Period:
 
 
 def fold_periods(changes: list[Change]) -> list[Period]:
-    """Fold a case's decisions into periods, by effective month and then recording order.
+    """Fold a case's decisions into periods.
 
-    A decision recorded late (retroactively) takes its place by effective month; a
-    termination is final, so nothing after it in effective time reopens the case.
-    The read models fold with this same function so both sides agree by construction.
+    A decision takes effect from its month on. In any month, the amount (and persons)
+    come from the latest-recorded approval or adjustment in force by then, and the
+    status from the latest-recorded approval, suspension or resumption in force by
+    then; so a decision recorded late (retroactively) overrides, from its month on,
+    what was decided before it was recorded. A termination is final. The read models
+    fold with this same function so both sides agree by construction.
     """
-    out: list[Period] = []
-    status: str | None = None
-    amount, covered = 0, ()
-    for ch in sorted(changes, key=lambda c: (c.from_month, c.seq)):
-        if status == "terminated":
-            break
-        if ch.kind == "approved":
-            status, amount, covered = "active", ch.amount_fen, ch.covered
-        elif ch.kind == "adjusted":
-            amount, covered = ch.amount_fen, ch.covered
-        elif ch.kind == "suspended" and status == "active":
-            status = "suspended"
-        elif ch.kind == "resumed" and status == "suspended":
-            status = "active"
-        elif ch.kind == "terminated":
+    by_record = sorted(changes, key=lambda c: c.seq)
+    end = min((c.from_month for c in changes if c.kind == "terminated"), default=None)
+
+    def state_at(month: Month) -> tuple[str | None, int, tuple[str, ...]]:
+        status: str | None = None
+        amount, covered = 0, ()
+        for ch in by_record:
+            if ch.from_month > month:
+                continue
+            if ch.kind in ("approved", "adjusted"):
+                amount, covered = ch.amount_fen, ch.covered
+            if ch.kind == "approved" or (ch.kind == "resumed" and status is not None):
+                status = "active"
+            elif ch.kind == "suspended" and status is not None:
+                status = "suspended"
+        if end is not None and month >= end and status is not None:
             status = "terminated"
-        else:
+        return status, amount, covered
+
+    out: list[Period] = []
+    for month in sorted({c.from_month for c in changes}):
+        status, amount, covered = state_at(month)
+        if status is None:
             continue
-        if out and out[-1].from_month == ch.from_month:
-            out.pop()
         if out and (out[-1].status, out[-1].amount_fen, out[-1].covered) == (status, amount, covered):
             continue
-        out.append(Period(ch.from_month, None, status, amount, covered))
+        out.append(Period(month, None, status, amount, covered))
+        if status == "terminated":
+            break
     return [
         Period(p.from_month, out[i + 1].from_month if i + 1 < len(out) else None, p.status, p.amount_fen, p.covered)
         for i, p in enumerate(out)
@@ -429,6 +439,25 @@ class Case(LedgerAggregate):
         payee_name: str
         payee_account: str
 
+    class OverpaymentEstablished(LedgerAggregate.Event):
+        month: Month
+        amount_fen: int
+        cause: str
+
+    class OverpaymentCancelled(LedgerAggregate.Event):
+        month: Month
+        amount_fen: int
+        cause: str
+
+    class OverpaymentRecovered(LedgerAggregate.Event):
+        amount_fen: int
+        method: str
+        reference: str
+
+    class RecoveryReversed(LedgerAggregate.Event):
+        amount_fen: int
+        reference: str
+
     @staticmethod
     def create_id(case_no: str, **_: Any) -> UUID:
         return case_id(case_no)
@@ -462,6 +491,9 @@ class Case(LedgerAggregate):
         self.last_decision_seq = 0
         self.grant: dict[str, Any] | None = None
         self.reason = ""
+        self.overpaid: dict[Month, int] = {}
+        self.recovered_fen = 0
+        self.refunded_fen = 0
 
     # ------------------------------------------------------------------ queries
     @property
@@ -506,7 +538,9 @@ class Case(LedgerAggregate):
 
     @staticmethod
     def _four_eyes(case_no: str, v: Verification, operator: str) -> None:
-        if v.verifier == operator:
+        # Both the verifier named and the operator who recorded the verification are excluded:
+        # a clerk cannot approve on a verification they entered under someone else's name.
+        if operator in (v.verifier, v.recorded_by):
             raise FourEyesViolation(
                 f"case {case_no}: {operator} verified this case (verification no. {v.no}) "
                 "and cannot also approve it; another operator must decide"
@@ -594,6 +628,7 @@ class Case(LedgerAggregate):
                 standard_fen=standard_fen,
                 passed=passed,
                 verifier=verifier,
+                recorded_by=operator,
                 verified_on=effective,
                 valid_until=valid_until,
             )
@@ -691,6 +726,10 @@ class Case(LedgerAggregate):
             raise InvalidInput(f"case {self.case_no}: {from_month} is before the first benefit month {self.first_month}")
         if not covered:
             raise InvalidInput(f"case {self.case_no}: an adjustment must cover at least one person")
+        if self.single_person and list(covered) != [self.single_person]:
+            raise InvalidInput(
+                f"case {self.case_no} is a single-person inclusion; it covers {mask_id(self.single_person)} only"
+            )
         if add_on_fen and not add_on_reason.strip():
             raise InvalidInput("an add-on needs a documented reason (--add-on-reason)")
         if amount_fen == self.amount_fen and tuple(covered) == self.covered:
@@ -848,6 +887,74 @@ class Case(LedgerAggregate):
         assert self.grant is not None
         self.grant = dict(self.grant, paid_on=effective)
 
+    # ------------------------------------------------------------------ the account
+    def entitlement(self, month: Month) -> int:
+        """What the case is entitled to for ``month``, as far as the ledger knows now (fen)."""
+        p = self.period_at(month) if self.is_monthly else None
+        return p.amount_fen if p is not None and p.status == "active" else 0
+
+    @property
+    def debt_fen(self) -> int:
+        """Overpayment established and not yet recovered (negative: recovered more than is owed)."""
+        return sum(self.overpaid.values()) - self.recovered_fen
+
+    def true_up(self, month: Month, delivered_fen: int, cause: str, *, operator: str, effective: date) -> int:
+        """Keep the overpayment established for ``month`` equal to what was delivered above entitlement.
+
+        Called whenever the entitlement of a month or the value delivered for it changes
+        (a retroactive decision, a bank return). Returns the change in debt.
+        """
+        target = max(0, delivered_fen - self.entitlement(month))
+        current = self.overpaid.get(month, 0)
+        if target > current:
+            self._overpayment_established(
+                month=month, amount_fen=target - current, cause=cause, operator=operator, effective=effective
+            )
+        elif target < current:
+            self._overpayment_cancelled(
+                month=month, amount_fen=current - target, cause=cause, operator=operator, effective=effective
+            )
+        return target - current
+
+    def recover(self, amount_fen: int, method: str, reference: str, *, operator: str, effective: date) -> None:
+        """Record a recovery of overpayment: a refund received, or an offset against a payment."""
+        if amount_fen <= 0:
+            raise InvalidInput("a recovery must be a positive amount")
+        if method not in ("refund", "offset"):
+            raise InvalidInput(f"unknown recovery method {method!r}")
+        if amount_fen > self.debt_fen:
+            raise InvalidInput(
+                f"case {self.case_no} owes {yuan(max(self.debt_fen, 0))} yuan of overpayment; "
+                f"cannot recover {yuan(amount_fen)}"
+            )
+        self._overpayment_recovered(
+            amount_fen=amount_fen, method=method, reference=reference, operator=operator, effective=effective
+        )
+
+    def reverse_recovery(self, amount_fen: int, reference: str, *, operator: str, effective: date) -> None:
+        """Undo an offset whose payment the bank returned: the debt it cleared is owed again."""
+        self._recovery_reversed(amount_fen=amount_fen, reference=reference, operator=operator, effective=effective)
+
+    @event(RecoveryReversed)
+    def _recovery_reversed(self, amount_fen: int, reference: str, operator: str, effective: date) -> None:
+        self.recovered_fen -= amount_fen
+
+    @event(OverpaymentEstablished)
+    def _overpayment_established(self, month: Month, amount_fen: int, cause: str, operator: str, effective: date) -> None:
+        self.overpaid[month] = self.overpaid.get(month, 0) + amount_fen
+
+    @event(OverpaymentCancelled)
+    def _overpayment_cancelled(self, month: Month, amount_fen: int, cause: str, operator: str, effective: date) -> None:
+        self.overpaid[month] = self.overpaid.get(month, 0) - amount_fen
+        if not self.overpaid[month]:
+            del self.overpaid[month]
+
+    @event(OverpaymentRecovered)
+    def _overpayment_recovered(self, amount_fen: int, method: str, reference: str, operator: str, effective: date) -> None:
+        self.recovered_fen += amount_fen
+        if method == "refund":
+            self.refunded_fen += amount_fen
+
     def check_payable(self, month: Month) -> Period:
         """Rule 3: the case must be active in ``month`` as far as the ledger knows now."""
         self._require_monthly("be paid monthly (use grant pay)")
@@ -862,7 +969,17 @@ class Case(LedgerAggregate):
 
 
 class Payment(LedgerAggregate):
-    """One issue of one case's monthly payment; its id is derived from case, month and issue number."""
+    """One issue of one case's payment for one benefit month.
+
+    Its id is derived from case, month and issue number, so two processes issuing the
+    same payment collide on the event store's unique key. A month is paid by issue 1;
+    a further issue is allowed only for what is still owed for that month: the full
+    amount after the bank returned the earlier issue (a re-issue), or the difference
+    after a retroactive increase (a top-up, covering no additional persons).
+
+    ``gross_fen`` is the benefit paid for the month; ``offset_fen`` of it clears
+    overpayment debt instead of going to the bank; ``amount_fen`` is the cash sent.
+    """
 
     class Issued(Aggregate.Created, LedgerAggregate.Event):
         ref: str
@@ -872,6 +989,9 @@ class Payment(LedgerAggregate):
         household_no: str
         month: Month
         issue_no: int
+        kind: str
+        gross_fen: int
+        offset_fen: int
         amount_fen: int
         persons: int
         payee_name: str
@@ -898,6 +1018,9 @@ class Payment(LedgerAggregate):
         household_no: str,
         month: Month,
         issue_no: int,
+        kind: str,
+        gross_fen: int,
+        offset_fen: int,
         amount_fen: int,
         persons: int,
         payee_name: str,
@@ -913,34 +1036,62 @@ class Payment(LedgerAggregate):
         self.household_no = household_no
         self.month = month
         self.issue_no = issue_no
+        self.kind = kind
+        self.gross_fen = gross_fen
+        self.offset_fen = offset_fen
         self.amount_fen = amount_fen
         self.persons = persons
         self.payee_name = payee_name
         self.payee_account = payee_account
         self.batch = batch
-        self.status = "issued"
+        # A payment entirely offset against debt sends nothing to the bank: it is settled at once.
+        self.status = "issued" if amount_fen else "settled"
         self.return_reason = ""
+
+    @property
+    def is_net(self) -> bool:
+        """Counts as paid: issued or settled, not returned by the bank."""
+        return self.status != "returned"
+
+    @staticmethod
+    def delivered(issues: list[Payment]) -> int:
+        """The value delivered for a month by its issues: gross of every issue not returned."""
+        return sum(p.gross_fen for p in issues if p.is_net)
+
+    @staticmethod
+    def owed(case: Case, month: Month, issues: list[Payment]) -> int:
+        """What is still owed for ``month``: the entitlement less the value already delivered."""
+        return max(0, case.entitlement(month) - Payment.delivered(issues))
 
     @classmethod
     def issue(
         cls,
         case: Case,
         month: Month,
-        previous: Payment | None,
+        issues: list[Payment],
         payee_name: str,
         payee_account: str,
         *,
+        offset_fen: int = 0,
         batch: str = "",
         operator: str,
         effective: date,
     ) -> Payment:
-        """Issue ``case``'s payment for ``month``; ``previous`` is its latest earlier issue, if any."""
+        """Issue what is owed to ``case`` for ``month``; ``issues`` are the month's earlier issues in order."""
         period = case.check_payable(month)
-        if previous is not None and previous.status != "returned":
+        owed = cls.owed(case, month, issues)
+        if owed <= 0:
+            latest = issues[-1] if issues else None
+            where = f" ({latest.ref}, {latest.status})" if latest else ""
             raise DuplicatePayment(
-                f"case {case.case_no} is already paid for {month} ({previous.ref}, {previous.status}); "
+                f"case {case.case_no} is already paid for {month}{where}; "
                 "it can be issued again only after the bank returns it"
             )
+        if not 0 <= offset_fen <= owed:
+            raise InvalidInput(f"an offset of {yuan(offset_fen)} cannot exceed the {yuan(owed)} yuan paid")
+        covered_already = any(p.is_net and p.persons for p in issues)
+        previous = issues[-1] if issues else None
+        kind = "regular" if previous is None else ("re-issue" if not covered_already else "top-up")
         issue_no = previous.issue_no + 1 if previous else 1
         return cls(
             ref=payment_ref(case.case_no, month, issue_no),
@@ -950,8 +1101,11 @@ class Payment(LedgerAggregate):
             household_no=case.household_no,
             month=month,
             issue_no=issue_no,
-            amount_fen=period.amount_fen,
-            persons=len(period.covered),
+            kind=kind,
+            gross_fen=owed,
+            offset_fen=offset_fen,
+            amount_fen=owed - offset_fen,
+            persons=0 if covered_already else len(period.covered),
             payee_name=payee_name,
             payee_account=payee_account,
             batch=batch,

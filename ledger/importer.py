@@ -19,7 +19,7 @@ from typing import Any
 
 from ledger.application import LedgerApp, UnitOfWork
 from ledger.errors import InvalidInput, LedgerError
-from ledger.values import Area, Channel, Month, Programme, parse_date, parse_enum, parse_money
+from ledger.values import Area, Channel, Month, Programme, parse_date, parse_enum, parse_id_number, parse_money
 
 
 def _text(v: Any) -> str:
@@ -47,7 +47,9 @@ def _money(v: Any) -> int:
 
 
 def _opt_money(v: Any) -> int:
-    return 0 if v in (None, "", 0) else parse_money(v)
+    if v is None or v == "" or (type(v) is int and v == 0):
+        return 0
+    return parse_money(v)
 
 
 def _month(v: Any) -> Month:
@@ -63,18 +65,27 @@ def _ids(v: Any) -> list[str] | None:
         return None
     if not isinstance(v, list) or not all(isinstance(i, str) for i in v):
         raise InvalidInput("expected a list of identity numbers")
-    return v
+    return [parse_id_number(i) for i in v]
 
 
 def _members(v: Any) -> list[dict[str, Any]]:
     if not isinstance(v, list) or not v or not all(isinstance(m, dict) for m in v):
         raise InvalidInput("expected a non-empty list of member objects")
+    for i, m in enumerate(v, start=1):
+        _member(m, f"member {i}: ")
     return v
 
 
-def _member(v: Any) -> dict[str, Any]:
+def _member(v: Any, where: str = "") -> dict[str, Any]:
     if not isinstance(v, dict):
         raise InvalidInput("expected a member object")
+    for key in ("id_number", "name", "relation"):
+        if key not in v:
+            raise InvalidInput(f"{where}field {key!r} is missing")
+    try:
+        parse_id_number(str(v["id_number"]))
+    except InvalidInput as e:
+        raise InvalidInput(f"{where}field 'id_number': {e}") from None
     return v
 
 
@@ -234,7 +245,7 @@ def _actions() -> dict[str, Action]:
 
 def _income(v: Any) -> int:
     """Per-capita income may be zero, unlike an amount paid."""
-    if v in (0, "0", "0.00", "0.0"):
+    if (type(v) is int and v == 0) or v in ("0", "0.0", "0.00"):
         return 0
     return parse_money(v)
 

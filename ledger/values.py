@@ -81,7 +81,7 @@ def parse_date(text: str) -> date:
         raise InvalidInput(f"invalid date {text!r}: expected YYYY-MM-DD") from None
 
 
-_MONEY_RE = re.compile(r"^\d+(\.\d{1,2})?$")
+_MONEY_RE = re.compile(r"^(\d{1,3}(,\d{3})+|\d+)(\.\d{1,2})?$")
 
 
 def parse_money(text: object) -> int:
@@ -95,9 +95,10 @@ def parse_money(text: object) -> int:
         text = str(text)
     if isinstance(text, Decimal):
         text = format(text, "f")
-    s = str(text).strip().replace(",", "")
+    s = str(text).strip()
     if not _MONEY_RE.match(s):
         raise InvalidInput(f"invalid amount {text!r}: expected yuan with at most two decimals, e.g. 593.50")
+    s = s.replace(",", "")
     try:
         fen = int((Decimal(s) * 100).to_integral_exact())
     except InvalidOperation:

@@ -73,11 +73,21 @@ def describe(kind: str, d: dict[str, Any]) -> str:
         case "Case.GrantPaid":
             return f"Temporary grant paid to {d['payee_name']}, account ending {d['payee_account'][-4:]}"
         case "Payment.Issued":
-            again = f" (issue {d['issue_no']})" if d["issue_no"] > 1 else ""
+            kind = "" if d.get("kind", "regular") == "regular" else f" ({d['kind']})"
+            offset = f", {yuan(d['offset_fen'])} of it offset against overpayment" if d.get("offset_fen") else ""
             return (
-                f"Payment {d['ref']} issued{again}: {yuan(d['amount_fen'])} yuan for {d['month']}, "
-                f"{d['persons']} persons"
+                f"Payment {d['ref']} issued{kind}: {yuan(d['gross_fen'])} yuan for {d['month']}, "
+                f"{d['persons']} persons{offset}"
             )
+        case "Case.OverpaymentEstablished":
+            return f"Overpayment of {yuan(d['amount_fen'])} yuan established for {d['month']}: {d['cause']}"
+        case "Case.OverpaymentCancelled":
+            return f"Overpayment of {yuan(d['amount_fen'])} yuan for {d['month']} cancelled: {d['cause']}"
+        case "Case.OverpaymentRecovered":
+            how = "refunded by the household" if d["method"] == "refund" else "offset against a payment"
+            return f"Overpayment of {yuan(d['amount_fen'])} yuan recovered, {how} ({d['reference']})"
+        case "Case.RecoveryReversed":
+            return f"Offset of {yuan(d['amount_fen'])} yuan reversed: payment {d['reference']} was returned"
         case "Payment.Settled":
             return "Payment settled by the bank"
         case "Payment.Returned":

@@ -195,11 +195,12 @@ def account_state(conn: Connection, case_no: str, on: date, known_at: datetime |
     if c["programme"] == "temporary":
         state.update(_grant_account(c, on, known_at))
     else:
-        state.update(_monthly_account(conn, c, month, known_at))
+        state.update(_monthly_account(conn, c, on, month, known_at))
     totals = state["totals"]
-    balance = totals["entitled_fen"] - totals["net_paid_fen"]
+    # What the household is owed (positive) or owes (negative), all told.
+    balance = totals["arrears_fen"] - totals["debt_fen"]
     totals["balance_fen"] = balance
-    totals["balance"] = "arrears owed" if balance > 0 else ("overpaid" if balance < 0 else "settled")
+    totals["balance"] = "owed to the household" if balance > 0 else ("owed by the household" if balance < 0 else "settled")
     return state
 
 
@@ -221,16 +222,23 @@ def _grant_account(c: Any, on: date, known_at: datetime | None) -> dict[str, Any
         "monthly_amount_fen": None,
         "grant": {"type": c["grant_type"], "amount_fen": amount, "paid_on": c["grant_paid_on"].isoformat() if paid else None},
         "months": [],
+        "recoveries": [],
         "totals": {
             "entitled_fen": amount,
             "issued_fen": amount if paid else 0,
             "returned_fen": 0,
+            "refunded_fen": 0,
             "net_paid_fen": amount if paid else 0,
+            "offset_fen": 0,
+            "arrears_fen": amount - (amount if paid else 0),
+            "overpayment_established_fen": 0,
+            "recovered_fen": 0,
+            "debt_fen": 0,
         },
     }
 
 
-def _monthly_account(conn: Connection, c: Any, month: Month, known_at: datetime | None) -> dict[str, Any]:
+def _monthly_account(conn: Connection, c: Any, on: date, month: Month, known_at: datetime | None) -> dict[str, Any]:
     p = t.periods
     periods = list(
         conn.execute(
@@ -245,31 +253,56 @@ def _monthly_account(conn: Connection, c: Any, month: Month, known_at: datetime 
             .order_by(pay.c.month_idx, pay.c.issue_no)
         ).mappings()
     )
+    op = t.overpayments
+    overpaid: dict[int, int] = {}
+    for r in conn.execute(
+        select(op.c.month_idx, op.c.amount_fen).where(
+            op.c.case_no == c["case_no"], op.c.month_idx <= month.index, _known(op.c.recorded_at, conn, known_at)
+        )
+    ):
+        overpaid[r[0]] = overpaid.get(r[0], 0) + r[1]
+    rec = t.recoveries
+    recoveries = [
+        dict(r)
+        for r in conn.execute(
+            select(rec).where(rec.c.case_no == c["case_no"], rec.c.effective <= on, _known(rec.c.recorded_at, conn, known_at))
+            .order_by(rec.c.position)
+        ).mappings()
+    ]
     k = _moment(conn, known_at) if known_at else None
+
+    def blank() -> dict[str, Any]:
+        return {"entitled_fen": 0, "delivered_fen": 0, "issued_fen": 0, "returned_fen": 0, "offset_fen": 0, "payments": []}
+
     by_month: dict[int, dict[str, Any]] = {}
     for r in periods:
         if r["status"] != "active":
             continue
         for i in range(r["from_idx"], min(r["to_idx"], month.index + 1)):
-            by_month.setdefault(i, {"entitled_fen": 0, "issued_fen": 0, "returned_fen": 0, "persons": 0})
-            by_month[i]["entitled_fen"] = r["amount_fen"]
-            by_month[i]["persons"] = r["persons"]
-    refs: dict[int, list[str]] = {}
+            by_month.setdefault(i, blank())["entitled_fen"] = r["amount_fen"]
     for r in payments:
-        m = by_month.setdefault(r["month_idx"], {"entitled_fen": 0, "issued_fen": 0, "returned_fen": 0, "persons": 0})
-        m["issued_fen"] += r["amount_fen"]
+        m = by_month.setdefault(r["month_idx"], blank())
         returned = r["returned_at"] is not None and (k is None or r["returned_at"] <= k)
+        m["issued_fen"] += r["amount_fen"]
         if returned:
             m["returned_fen"] += r["amount_fen"]
-        refs.setdefault(r["month_idx"], []).append(r["ref"] + (" (returned)" if returned else ""))
+        else:
+            m["delivered_fen"] += r["gross_fen"]
+            m["offset_fen"] += r["offset_fen"]
+        m["payments"].append(r["ref"] + (" (returned)" if returned else ""))
+    for i in overpaid:
+        by_month.setdefault(i, blank())
     months = [
         {
             "month": str(Month.from_index(i)),
             "entitled_fen": m["entitled_fen"],
             "issued_fen": m["issued_fen"],
             "returned_fen": m["returned_fen"],
+            "offset_fen": m["offset_fen"],
             "net_paid_fen": m["issued_fen"] - m["returned_fen"],
-            "payments": refs.get(i, []),
+            "owed_fen": max(0, m["entitled_fen"] - m["delivered_fen"]),
+            "overpaid_fen": overpaid.get(i, 0),
+            "payments": m["payments"],
         }
         for i, m in sorted(by_month.items())
     ]
@@ -280,16 +313,31 @@ def _monthly_account(conn: Connection, c: Any, month: Month, known_at: datetime 
         status = "approved, not yet started"
     else:
         status = c["status"] if c["status"] in ("applied", "rejected") and not periods else "applied"
+    refunded = sum(r["amount_fen"] for r in recoveries if r["method"] == "refund")
+    recovered = sum(r["amount_fen"] for r in recoveries)
+    established = sum(overpaid.values())
+    issued = sum(m["issued_fen"] for m in months)
+    returned = sum(m["returned_fen"] for m in months)
     return {
         "status": status,
         "monthly_amount_fen": now["amount_fen"] if now is not None and status == "active" else 0,
         "persons": now["persons"] if now is not None else 0,
         "months": months,
+        "recoveries": [
+            {"method": r["method"], "amount_fen": r["amount_fen"], "reference": r["reference"], "effective": r["effective"].isoformat()}
+            for r in recoveries
+        ],
         "totals": {
             "entitled_fen": sum(m["entitled_fen"] for m in months),
-            "issued_fen": sum(m["issued_fen"] for m in months),
-            "returned_fen": sum(m["returned_fen"] for m in months),
-            "net_paid_fen": sum(m["net_paid_fen"] for m in months),
+            "issued_fen": issued,
+            "returned_fen": returned,
+            "refunded_fen": refunded,
+            "net_paid_fen": issued - returned - refunded,
+            "offset_fen": sum(m["offset_fen"] for m in months),
+            "arrears_fen": sum(m["owed_fen"] for m in months),
+            "overpayment_established_fen": established,
+            "recovered_fen": recovered,
+            "debt_fen": established - recovered,
         },
     }
 

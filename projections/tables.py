@@ -143,6 +143,9 @@ payments = Table(
     Column("area", String(16), nullable=False),
     Column("month_idx", Integer, nullable=False),
     Column("issue_no", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("gross_fen", BIG, nullable=False),
+    Column("offset_fen", BIG, nullable=False),
     Column("amount_fen", BIG, nullable=False),
     Column("persons", Integer, nullable=False),
     Column("status", String(16), nullable=False),
@@ -157,6 +160,32 @@ payments = Table(
 )
 Index("rm_payment_by_case", payments.c.case_no, payments.c.month_idx)
 Index("rm_payment_by_month", payments.c.month_idx, payments.c.programme)
+
+overpayments = Table(
+    "rm_overpayment",
+    metadata,
+    Column("position", BIG, primary_key=True, autoincrement=False),
+    Column("case_no", String(64), nullable=False),
+    Column("month_idx", Integer, nullable=False),
+    Column("amount_fen", BIG, nullable=False),  # established > 0, cancelled < 0
+    Column("cause", Text, nullable=False),
+    Column("effective", Date, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+Index("rm_overpayment_by_case", overpayments.c.case_no)
+
+recoveries = Table(
+    "rm_recovery",
+    metadata,
+    Column("position", BIG, primary_key=True, autoincrement=False),
+    Column("case_no", String(64), nullable=False),
+    Column("amount_fen", BIG, nullable=False),  # recovered > 0, reversed < 0
+    Column("method", String(16), nullable=False),
+    Column("reference", String(100), nullable=False),
+    Column("effective", Date, nullable=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+Index("rm_recovery_by_case", recoveries.c.case_no)
 
 standards = Table(
     "rm_standard",

@@ -57,6 +57,7 @@ def _load(app: LedgerApp, ids: list[UUID]) -> Iterator[Any]:
 def _expected(app: LedgerApp, head: int, progress: Progress | None) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
     exp: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {
         "households": {}, "members": {}, "cases": {}, "periods": {}, "payments": {}, "standards": {}, "verifications": {},
+        "overpayments": {}, "recoveries": {},
     }
     done = 0
     for agg in _aggregates(app, head):
@@ -85,6 +86,10 @@ def _expected(app: LedgerApp, head: int, progress: Progress | None) -> dict[str,
                     "to_idx": p.to_month.index if p.to_month else t.OPEN_END, "status": p.status,
                     "amount_fen": p.amount_fen, "persons": len(p.covered),
                 }
+            for m, amount in agg.overpaid.items():
+                exp["overpayments"][(agg.case_no, m.index)] = {"amount_fen": amount}
+            if agg.recovered_fen:
+                exp["recoveries"][(agg.case_no,)] = {"recovered_fen": agg.recovered_fen}
             for v in agg.verifications:
                 exp["verifications"][(agg.case_no, v.no)] = {
                     "income_fen": v.income_fen, "passed": v.passed, "verifier": v.verifier, "valid_until": v.valid_until,
@@ -92,7 +97,8 @@ def _expected(app: LedgerApp, head: int, progress: Progress | None) -> dict[str,
         elif isinstance(agg, Payment):
             exp["payments"][(agg.ref,)] = {
                 "case_no": agg.case_no, "programme": agg.programme.value, "month_idx": agg.month.index,
-                "issue_no": agg.issue_no, "amount_fen": agg.amount_fen, "persons": agg.persons, "status": agg.status,
+                "issue_no": agg.issue_no, "kind": agg.kind, "gross_fen": agg.gross_fen, "offset_fen": agg.offset_fen,
+                "amount_fen": agg.amount_fen, "persons": agg.persons, "status": agg.status,
             }
         elif isinstance(agg, Standard):
             for month, amount in agg.history:
@@ -118,6 +124,16 @@ def _actual(conn: Connection) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]
     for r in conn.execute(select(t.standards).order_by(t.standards.c.position)).mappings():
         act["standards"][(r["programme"], r["area"], r["from_idx"])] = dict(r)
     act["verifications"] = {(r["case_no"], r["no"]): dict(r) for r in conn.execute(select(t.verifications)).mappings()}
+    act["overpayments"] = {}
+    for r in conn.execute(select(t.overpayments)).mappings():
+        row = act["overpayments"].setdefault((r["case_no"], r["month_idx"]), {"amount_fen": 0})
+        row["amount_fen"] += r["amount_fen"]
+    act["overpayments"] = {k: v for k, v in act["overpayments"].items() if v["amount_fen"]}
+    act["recoveries"] = {}
+    for r in conn.execute(select(t.recoveries)).mappings():
+        row = act["recoveries"].setdefault((r["case_no"],), {"recovered_fen": 0})
+        row["recovered_fen"] += r["amount_fen"]
+    act["recoveries"] = {k: v for k, v in act["recoveries"].items() if v["recovered_fen"]}
     return act
 
 

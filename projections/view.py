@@ -149,6 +149,8 @@ class _Page:
         self.new_periods: list[dict[str, Any]] = []
         self.closed_periods: list[dict[str, Any]] = []
         self.verifications: list[dict[str, Any]] = []
+        self.overpayments: list[dict[str, Any]] = []
+        self.recoveries: list[dict[str, Any]] = []
         self.standards: list[dict[str, Any]] = []
         self.timeline: list[dict[str, Any]] = []
 
@@ -231,7 +233,13 @@ class _Page:
             )
         if self.new_periods:
             self.session.execute(insert(t.periods), self.new_periods)
-        for table, rows in ((t.verifications, self.verifications), (t.standards, self.standards), (t.timeline, self.timeline)):
+        for table, rows in (
+            (t.verifications, self.verifications),
+            (t.overpayments, self.overpayments),
+            (t.recoveries, self.recoveries),
+            (t.standards, self.standards),
+            (t.timeline, self.timeline),
+        ):
             if rows:
                 self.session.execute(insert(table), rows)
 
@@ -263,6 +271,10 @@ class LedgerView(SQLAlchemyTrackingRecorder):
             Case.Rejected: _case_rejected,
             Case.GrantApproved: _grant_approved,
             Case.GrantPaid: _grant_paid,
+            Case.OverpaymentEstablished: _overpayment,
+            Case.OverpaymentCancelled: _overpayment,
+            Case.OverpaymentRecovered: _recovery,
+            Case.RecoveryReversed: _recovery,
             Payment.Issued: _payment_issued,
             Payment.Settled: _payment_settled,
             Payment.Returned: _payment_returned,
@@ -533,15 +545,18 @@ def _payment_issued(page: _Page, e: Payment.Issued, pos: int) -> None:
             "area": e.area.value,
             "month_idx": e.month.index,
             "issue_no": e.issue_no,
+            "kind": e.kind,
+            "gross_fen": e.gross_fen,
+            "offset_fen": e.offset_fen,
             "amount_fen": e.amount_fen,
             "persons": e.persons,
-            "status": "issued",
+            "status": "issued" if e.amount_fen else "settled",
             "payee_name": e.payee_name,
             "payee_account": e.payee_account,
             "batch": e.batch,
             "issued_on": e.effective,
             "issued_at": e.timestamp,
-            "settled_at": None,
+            "settled_at": None if e.amount_fen else e.timestamp,
             "returned_at": None,
             "return_reason": None,
         }
@@ -559,3 +574,35 @@ def _payment_returned(page: _Page, e: Payment.Returned, pos: int) -> None:
     row = page.payments.touch_id(e.originator_id)
     row.update(status="returned", returned_at=e.timestamp, return_reason=e.reason)
     _timeline(page, e, pos, "payment", row["ref"], row["case_no"], row["household_no"])
+
+
+def _overpayment(page: _Page, e: Any, pos: int) -> None:
+    row = _case(page, e, pos)
+    sign = 1 if isinstance(e, Case.OverpaymentEstablished) else -1
+    page.overpayments.append(
+        {
+            "position": pos,
+            "case_no": row["case_no"],
+            "month_idx": e.month.index,
+            "amount_fen": sign * e.amount_fen,
+            "cause": e.cause,
+            "effective": e.effective,
+            "recorded_at": e.timestamp,
+        }
+    )
+
+
+def _recovery(page: _Page, e: Any, pos: int) -> None:
+    row = _case(page, e, pos)
+    reversed_ = isinstance(e, Case.RecoveryReversed)
+    page.recoveries.append(
+        {
+            "position": pos,
+            "case_no": row["case_no"],
+            "amount_fen": -e.amount_fen if reversed_ else e.amount_fen,
+            "method": "reversal" if reversed_ else e.method,
+            "reference": e.reference,
+            "effective": e.effective,
+            "recorded_at": e.timestamp,
+        }
+    )
