@@ -70,7 +70,7 @@ def ledger(ctx: click.Context, db: str | None) -> None:
 
 
 def _register() -> None:
-    from cli import account, case, demo, grant, household, importing, payment, projections, report, standard
+    from cli import account, case, demo, grant, household, importing, payment, payroll, projections, reconcile, report, standard
 
     for group in (
         household.household,
@@ -78,6 +78,8 @@ def _register() -> None:
         case.case,
         grant.grant,
         payment.payment,
+        payroll.payroll,
+        reconcile.reconcile,
         account.account,
         importing.import_file,
         demo.demo,

@@ -31,6 +31,7 @@ from ledger.domain import (
     standard_id,
 )
 from ledger.errors import AlreadyExists, ConcurrentChange, InvalidInput, NotFound
+from ledger.finance import FinanceCommands
 from ledger.transcodings import register_all
 from ledger.values import Area, Channel, Month, Programme, dibao_for, mask_id, parse_id_number
 
@@ -104,7 +105,7 @@ class UnitOfWork:
         self._missing.clear()
 
 
-class LedgerApp(Application):
+class LedgerApp(FinanceCommands, Application):
     """The social-assistance ledger: every command records immutable events."""
 
     name = "Ledger"

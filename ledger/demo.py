@@ -47,10 +47,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
+from uuid import UUID
 
 from ledger.application import LedgerApp
-from ledger.domain import Change, fold_periods, payment_ref
-from ledger.errors import LedgerError
+from ledger.domain import Change, case_id, fold_periods, household_id, payment_id, payment_ref, standard_id
 from ledger.values import Area, Channel, Month, Programme, id_check_char
 
 Progress = Callable[[str, int, int], None]
@@ -78,6 +78,7 @@ PERIOD_FIRST = Month(2023, 1)
 PERIOD_LAST = Month(2023, 9)
 #: The first benefit month of the roll as re-verified in autumn 2022.
 ROLL_START = Month(2022, 12)
+_MONTHS = list(ROLL_START.until(PERIOD_LAST))
 #: The day the demonstration district stands at.
 AS_OF = date(2023, 9, 30)
 
@@ -172,6 +173,20 @@ class DemoSummary:
     #: Applications not yet decided on 2023-09-30.
     pending_applications: list[str]
 
+    @property
+    def showcase(self) -> dict[str, str]:
+        """The example cases worth opening, by what they show (same as :attr:`examples`)."""
+        return self.examples
+
+    def describe(self) -> str:
+        """One line for a terminal."""
+        cases = ", ".join(f"{n:,} {p}" for p, n in self.cases.items())
+        return (
+            f"{self.households:,} households, {self.persons:,} persons, cases: {cases}; "
+            f"{self.payments:,} payments ({self.returns} returned by the bank, {self.reissues} re-issued), "
+            f"{self.grants_paid:,} temporary grants paid; {self.events:,} events"
+        )
+
 
 # --------------------------------------------------------------------------- the plan (plain data)
 
@@ -234,6 +249,7 @@ class PlanCase:
     tunable: bool = False
     fine: bool = False
     case_no: str = ""
+    _folded: tuple[Any, dict[Month, tuple[str, int, int]]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def area(self) -> Area:
@@ -249,13 +265,21 @@ class PlanCase:
         )
 
     def month_status(self) -> dict[Month, tuple[str, int, int]]:
-        """Benefit month -> (status, amount in yuan, persons) from the roll start to September 2023."""
+        """Benefit month -> (status, amount in yuan, persons) from the roll start to September 2023.
+
+        Folded with the ledger's own :func:`~ledger.domain.fold_periods`, so the plan pays
+        exactly what the ledger will find payable.
+        """
+        key = tuple((d.kind, d.from_month, d.amount, d.covered) for d in self.decisions)
+        if self._folded is not None and self._folded[0] == key:
+            return self._folded[1]
         out: dict[Month, tuple[str, int, int]] = {}
         periods = self.periods()
-        for m in ROLL_START.until(PERIOD_LAST):
+        for m in _MONTHS:
             for p in periods:
                 if p.from_month <= m and (p.to_month is None or m < p.to_month):
                     out[m] = (p.status, p.amount_fen // 100, len(p.covered))
+        self._folded = (key, out)
         return out
 
     def net_payments(self) -> list[tuple[Month, int, int]]:
@@ -1090,11 +1114,15 @@ def build_demo(app: LedgerApp, progress: Progress | None = None, seed: int = 202
 
     Every event is recorded through a :class:`LedgerApp` command, so every rule is
     checked as it would be for a clerk. Work is written in chunks of households, each
-    chunk in one transaction (one unit of work, committed, then forgotten).
+    chunk in one transaction (one unit of work, committed, then forgotten); each chunk
+    is self-contained (a household's whole history is in the chunk), and the aggregates
+    its commands will look up are preloaded in a few queries.
+
+    The district's household and case numbers (``H000001``, ``U00001``...) must not be
+    in use yet: a second build into the same ledger is refused with
+    :class:`~ledger.errors.AlreadyExists` at its first household.
     """
     before = app.recorder.max_notification_id() or 0
-    if before:
-        raise LedgerError("the demonstration district is built into an empty ledger; this one already has events")
     report = progress or (lambda _stage, _done, _total: None)
     report("plan", 0, 1)
     plan = plan_demo(seed)
@@ -1117,6 +1145,7 @@ def build_demo(app: LedgerApp, progress: Progress | None = None, seed: int = 202
             key=lambda a: (a[0], a[1], a[2]),
         )
         uow = app.unit_of_work()
+        uow.preload(_chunk_ids(chunk))
         for on, _prio, _i, method, kwargs in actions:
             getattr(app, method)(effective=on, uow=uow, **kwargs)
         uow.commit()
@@ -1125,6 +1154,22 @@ def build_demo(app: LedgerApp, progress: Progress | None = None, seed: int = 202
 
     events = (app.recorder.max_notification_id() or 0) - before
     return _summary(plan, events)
+
+
+def _chunk_ids(chunk: list[PlanHousehold]) -> Iterator[UUID]:
+    """Ids of every aggregate the chunk's commands look up (most do not exist yet)."""
+    for programme, area in STANDARDS:
+        yield standard_id(programme, area)
+    for h in chunk:
+        yield household_id(h.number)
+        for c in h.cases:
+            yield case_id(c.case_no)
+            if c.programme.is_monthly and c.decisions:
+                for m, (status, _a, _p) in c.month_status().items():
+                    if status == "active":
+                        yield payment_id(c.case_no, m, 1)
+                        if m in c.returns:
+                            yield payment_id(c.case_no, m, 2)
 
 
 def _summary(plan: Plan, events: int) -> DemoSummary:
@@ -1136,7 +1181,8 @@ def _summary(plan: Plan, events: int) -> DemoSummary:
     def example(label: str, c: PlanCase) -> None:
         examples.setdefault(label, c.case_no)
 
-    for c in sorted(plan.cases, key=lambda c: c.case_no):
+    programme_order = {Programme.URBAN_DIBAO: 0, Programme.RURAL_DIBAO: 1, Programme.TEKUN: 2, Programme.TEMPORARY: 3}
+    for c in sorted(plan.cases, key=lambda c: (programme_order[c.programme], c.case_no)):
         if c.programme.is_monthly and c.decisions:
             status = c.month_status()
             payments += sum(1 for s, _, _ in status.values() if s == "active")

@@ -1133,3 +1133,160 @@ class Payment(LedgerAggregate):
     def _returned(self, reason: str, operator: str, effective: date) -> None:
         self.status = "returned"
         self.return_reason = reason
+
+
+# --------------------------------------------------------------------------- payroll batches and bank files
+
+
+def batch_ref(month: Month, programme: Programme | None, run_no: int) -> str:
+    """The human reference of a payroll batch, e.g. ``B-202310-all-1``."""
+    return f"B-{month.year:04d}{month.month:02d}-{programme.value if programme else 'all'}-{run_no}"
+
+
+def batch_id(month: Month, programme: Programme | None, run_no: int) -> UUID:
+    return uuid5(NAMESPACE, f"batch:{batch_ref(month, programme, run_no)}")
+
+
+def bank_file_id(sha256: str) -> UUID:
+    """A bank results file is identified by its content: loading it twice collides."""
+    return uuid5(NAMESPACE, f"bank-file:{sha256}")
+
+
+class PayrollBatch(LedgerAggregate):
+    """One payroll run for a benefit month: the payments it issued, its approval and its bank file.
+
+    A run writes its payments a chunk at a time; each chunk's payments and the batch's
+    record of them commit together. A run killed part-way leaves an open batch that
+    the next run resumes.
+    """
+
+    class Started(Aggregate.Created, LedgerAggregate.Event):
+        ref: str
+        month: Month
+        programme: Programme | None
+        run_no: int
+
+    class PaymentsAdded(LedgerAggregate.Event):
+        refs: list[str]
+        totals: dict[str, dict[str, int]]
+
+    class Completed(LedgerAggregate.Event):
+        pass
+
+    class Approved(LedgerAggregate.Event):
+        pass
+
+    class Exported(LedgerAggregate.Event):
+        file_name: str
+        sha256: str
+        lines: int
+        amount_fen: int
+
+    @staticmethod
+    def create_id(month: Month, programme: Programme | None, run_no: int, **_: Any) -> UUID:
+        return batch_id(month, programme, run_no)
+
+    @event(Started)
+    def __init__(self, ref: str, month: Month, programme: Programme | None, run_no: int, operator: str, effective: date) -> None:
+        self.ref = ref
+        self.month = month
+        self.programme = programme
+        self.run_no = run_no
+        self.started_by = operator
+        self.refs: list[str] = []
+        self.totals: dict[str, dict[str, int]] = {}
+        self.status = "open"
+        self.approved_by = ""
+        self.exports: list[dict[str, Any]] = []
+
+    def add(self, refs: list[str], totals: dict[str, dict[str, int]], *, operator: str, effective: date) -> None:
+        if self.status != "open":
+            raise InvalidTransition(f"batch {self.ref} is {self.status}; no more payments can be added")
+        if refs:
+            self._payments_added(refs=refs, totals=totals, operator=operator, effective=effective)
+
+    @event(PaymentsAdded)
+    def _payments_added(self, refs: list[str], totals: dict[str, dict[str, int]], operator: str, effective: date) -> None:
+        self.refs.extend(refs)
+        for key, t in totals.items():
+            mine = self.totals.setdefault(key, {})
+            for k, v in t.items():
+                mine[k] = mine.get(k, 0) + v
+
+    def complete(self, *, operator: str, effective: date) -> None:
+        if self.status != "open":
+            raise InvalidTransition(f"batch {self.ref} is already {self.status}")
+        self._completed(operator=operator, effective=effective)
+
+    @event(Completed)
+    def _completed(self, operator: str, effective: date) -> None:
+        self.status = "completed"
+
+    def approve(self, *, operator: str, effective: date) -> None:
+        if self.status == "open":
+            raise InvalidTransition(f"batch {self.ref} is still open (its run did not finish); run the payroll again first")
+        if self.status != "completed":
+            raise InvalidTransition(f"batch {self.ref} is already {self.status}")
+        if operator == self.started_by:
+            raise FourEyesViolation(
+                f"batch {self.ref} was run by {operator}; another operator must approve it before the bank file is exported"
+            )
+        self._approved(operator=operator, effective=effective)
+
+    @event(Approved)
+    def _approved(self, operator: str, effective: date) -> None:
+        self.status = "approved"
+        self.approved_by = operator
+
+    def record_export(self, file_name: str, sha256: str, lines: int, amount_fen: int, *, operator: str, effective: date) -> None:
+        if self.status != "approved":
+            raise InvalidTransition(
+                f"batch {self.ref} is {self.status}; its bank file can be exported only after another operator approves it"
+            )
+        self._exported(file_name=file_name, sha256=sha256, lines=lines, amount_fen=amount_fen, operator=operator, effective=effective)
+
+    @event(Exported)
+    def _exported(self, file_name: str, sha256: str, lines: int, amount_fen: int, operator: str, effective: date) -> None:
+        self.exports.append({"file_name": file_name, "sha256": sha256, "lines": lines, "amount_fen": amount_fen})
+
+
+class BankFile(LedgerAggregate):
+    """A bank results file as loaded: what each line did, and the exceptions it raised."""
+
+    class Loaded(Aggregate.Created, LedgerAggregate.Event):
+        file_name: str
+        sha256: str
+        lines: list[dict[str, Any]]
+
+    class ExceptionResolved(LedgerAggregate.Event):
+        line: int
+        note: str
+
+    @staticmethod
+    def create_id(sha256: str, **_: Any) -> UUID:
+        return bank_file_id(sha256)
+
+    @event(Loaded)
+    def __init__(self, file_name: str, sha256: str, lines: list[dict[str, Any]], operator: str, effective: date) -> None:
+        self.file_name = file_name
+        self.sha256 = sha256
+        self.lines = lines
+        self.loaded_by = operator
+        self.loaded_on = effective
+        self.resolved: dict[int, str] = {}
+
+    def exceptions(self) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line["outcome"] == "exception"]
+
+    def resolve(self, line: int, note: str, *, operator: str, effective: date) -> None:
+        if not note.strip():
+            raise InvalidInput("say how the exception was resolved (--note)")
+        if line not in {x["line"] for x in self.exceptions()}:
+            raise InvalidInput(f"line {line} of {self.file_name} is not an exception")
+        if line in self.resolved:
+            raise InvalidTransition(f"line {line} of {self.file_name} is already resolved: {self.resolved[line]}")
+        self._resolved(line=line, note=note, operator=operator, effective=effective)
+
+    @event(ExceptionResolved)
+    def _resolved(self, line: int, note: str, operator: str, effective: date) -> None:
+        self.resolved[line] = note

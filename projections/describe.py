@@ -92,4 +92,20 @@ def describe(kind: str, d: dict[str, Any]) -> str:
             return "Payment settled by the bank"
         case "Payment.Returned":
             return f"Payment returned by the bank: {d['reason']}"
+        case "PayrollBatch.Started":
+            return f"Payroll batch {d['ref']} started for {d['month']}"
+        case "PayrollBatch.PaymentsAdded":
+            amount = sum(t.get("amount_fen", 0) for t in d["totals"].values())
+            return f"{len(d['refs'])} payments added to the batch, {yuan(amount)} yuan"
+        case "PayrollBatch.Completed":
+            return "Payroll batch completed"
+        case "PayrollBatch.Approved":
+            return "Payroll batch approved for the bank"
+        case "PayrollBatch.Exported":
+            return f"Bank file {d['file_name']} exported: {d['lines']} lines, {yuan(d['amount_fen'])} yuan (sha256 {d['sha256'][:12]})"
+        case "BankFile.Loaded":
+            bad = sum(1 for x in d["lines"] if x["outcome"] == "exception")
+            return f"Bank results {d['file_name']} loaded: {len(d['lines'])} lines, {bad} exceptions"
+        case "BankFile.ExceptionResolved":
+            return f"Bank result line {d['line']} resolved: {d['note']}"
     return kind

@@ -187,6 +187,42 @@ recoveries = Table(
 )
 Index("rm_recovery_by_case", recoveries.c.case_no)
 
+batches = Table(
+    "rm_batch",
+    metadata,
+    Column("ref", String(64), primary_key=True),
+    Column("batch_id", String(32), nullable=False, unique=True),
+    Column("month_idx", Integer, nullable=False),
+    Column("programme", String(16)),
+    Column("run_no", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("started_by", String(64), nullable=False),
+    Column("approved_by", String(64)),
+    Column("payments", Integer, nullable=False),
+    Column("totals", Text, nullable=False),
+    Column("exports", Integer, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+bank_lines = Table(
+    "rm_bank_line",
+    metadata,
+    Column("file_id", String(32), primary_key=True),
+    Column("line", Integer, primary_key=True),
+    Column("file_name", String(255), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("ref", String(100), nullable=False),
+    Column("amount_fen", BIG, nullable=False),
+    Column("result", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("problem", Text, nullable=False),
+    Column("resolved", Text),
+    Column("loaded_at", DateTime(timezone=True), nullable=False),
+)
+Index("rm_bank_line_by_ref", bank_lines.c.ref)
+
 standards = Table(
     "rm_standard",
     metadata,

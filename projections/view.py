@@ -26,7 +26,7 @@ from eventsourcing_sqlalchemy.recorders import SQLAlchemyTrackingRecorder
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from ledger.domain import Case, Change, Household, Payment, Standard, fold_periods
+from ledger.domain import BankFile, Case, Change, Household, Payment, PayrollBatch, Standard, fold_periods
 from ledger.values import Month
 from projections import tables as t
 
@@ -143,6 +143,8 @@ class _Page:
         self.members = _Rows(session, t.members, ["household_no", "id_number"])
         self.cases = _Rows(session, t.cases, ["case_no"], "case_id")
         self.payments = _Rows(session, t.payments, ["ref"], "payment_id")
+        self.batches = _Rows(session, t.batches, ["ref"], "batch_id")
+        self.bank_lines = _Rows(session, t.bank_lines, ["file_id", "line"])
         self.changes: dict[str, list[Change]] = {}
         self.open_periods: dict[str, list[dict[str, Any]]] = {}
         self.new_changes: list[dict[str, Any]] = []
@@ -222,7 +224,7 @@ class _Page:
         self.open_periods[case_no] = keep
 
     def flush(self) -> None:
-        for rows in (self.households, self.members, self.cases, self.payments):
+        for rows in (self.households, self.members, self.cases, self.payments, self.batches, self.bank_lines):
             rows.flush()
         if self.new_changes:
             self.session.execute(insert(t.changes), self.new_changes)
@@ -275,6 +277,13 @@ class LedgerView(SQLAlchemyTrackingRecorder):
             Case.OverpaymentCancelled: _overpayment,
             Case.OverpaymentRecovered: _recovery,
             Case.RecoveryReversed: _recovery,
+            PayrollBatch.Started: _batch_started,
+            PayrollBatch.PaymentsAdded: _batch_changed,
+            PayrollBatch.Completed: _batch_changed,
+            PayrollBatch.Approved: _batch_changed,
+            PayrollBatch.Exported: _batch_changed,
+            BankFile.Loaded: _bank_file_loaded,
+            BankFile.ExceptionResolved: _bank_exception_resolved,
             Payment.Issued: _payment_issued,
             Payment.Settled: _payment_settled,
             Payment.Returned: _payment_returned,
@@ -606,3 +615,71 @@ def _recovery(page: _Page, e: Any, pos: int) -> None:
             "recorded_at": e.timestamp,
         }
     )
+
+
+def _batch_started(page: _Page, e: PayrollBatch.Started, pos: int) -> None:
+    page.batches.put(
+        {
+            "ref": e.ref,
+            "batch_id": e.originator_id.hex,
+            "month_idx": e.month.index,
+            "programme": e.programme.value if e.programme else None,
+            "run_no": e.run_no,
+            "status": "open",
+            "started_by": e.operator,
+            "approved_by": None,
+            "payments": 0,
+            "totals": "{}",
+            "exports": 0,
+            "started_at": e.timestamp,
+            "updated_at": e.timestamp,
+        }
+    )
+    _timeline(page, e, pos, "batch", e.ref, None, None)
+
+
+def _batch_changed(page: _Page, e: Any, pos: int) -> None:
+    row = page.batches.touch_id(e.originator_id)
+    row["updated_at"] = e.timestamp
+    if isinstance(e, PayrollBatch.PaymentsAdded):
+        row["payments"] += len(e.refs)
+        totals = json.loads(row["totals"])
+        for key, more in e.totals.items():
+            mine = totals.setdefault(key, {})
+            for k, v in more.items():
+                mine[k] = mine.get(k, 0) + v
+        row["totals"] = json.dumps(totals, sort_keys=True)
+    elif isinstance(e, PayrollBatch.Completed):
+        row["status"] = "completed"
+    elif isinstance(e, PayrollBatch.Approved):
+        row["status"], row["approved_by"] = "approved", e.operator
+    elif isinstance(e, PayrollBatch.Exported):
+        row["exports"] += 1
+    _timeline(page, e, pos, "batch", row["ref"], None, None)
+
+
+def _bank_file_loaded(page: _Page, e: BankFile.Loaded, pos: int) -> None:
+    for line in e.lines:
+        page.bank_lines.put(
+            {
+                "file_id": e.originator_id.hex,
+                "line": line["line"],
+                "file_name": e.file_name,
+                "sha256": e.sha256,
+                "ref": line["ref"],
+                "amount_fen": line["amount_fen"],
+                "result": line["result"],
+                "reason": line["reason"],
+                "outcome": line["outcome"],
+                "problem": line["problem"],
+                "resolved": None,
+                "loaded_at": e.timestamp,
+            }
+        )
+    _timeline(page, e, pos, "bank-file", e.sha256[:12], None, None)
+
+
+def _bank_exception_resolved(page: _Page, e: BankFile.ExceptionResolved, pos: int) -> None:
+    row = page.bank_lines.touch(e.originator_id.hex, e.line)
+    row["resolved"] = e.note
+    _timeline(page, e, pos, "bank-file", row["sha256"][:12], None, None)
