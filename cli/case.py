@@ -209,7 +209,7 @@ def terminate(ledger: Ledger, case_no: str, reason: str, from_month: Month, oper
 @click.option("--status", type=click.Choice(STATUSES), default=None, help="Only cases with this status.")
 @click.option("--household", default=None, help="Only this household's cases.")
 @click.option("--community", default=None, help="Only cases of households in this community or village.")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many cases.")
+@click.option("--limit", type=click.IntRange(min=1, max=10**9), default=None, help="At most this many cases.")
 @format_option()
 @pass_ledger
 def list_(ledger: Ledger, programme: str | None, status: str | None, household: str | None, community: str | None,

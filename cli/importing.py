@@ -9,7 +9,7 @@ from ledger.importer import import_lines
 
 
 @click.command("import")
-@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
 @pass_ledger
 def import_file(ledger: Ledger, file: click.utils.LazyFile) -> None:
     """Import FILE (JSON Lines, one action per line; '-' reads standard input).

@@ -21,14 +21,27 @@ def _one_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
+def _line(text: str) -> str:
+    """An error stays on one line, whatever the input it quotes."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 class LedgerGroup(click.Group):
     """Turns the ledger's known failures into one-line errors with exit status 1."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for a in args:
+            try:
+                a.encode("utf-8")
+            except UnicodeEncodeError:
+                raise click.UsageError(f"argument {a.encode('utf-8', 'replace').decode()!r} is not valid UTF-8 text", ctx) from None
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except LedgerError as e:
-            raise click.ClickException(str(e)) from None
+            raise click.ClickException(_line(str(e))) from None
         except IntegrityError:
             raise click.ClickException("the record changed meanwhile, try again") from None
         except (sqlalchemy.exc.SQLAlchemyError, PersistenceError) as e:

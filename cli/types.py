@@ -65,9 +65,13 @@ class TimestampType(click.ParamType):
             return value
         try:
             moment = datetime.fromisoformat(str(value).strip())
-        except ValueError:
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+            moment.astimezone(timezone.utc)
+        except (ValueError, OverflowError):
             self.fail(f"invalid timestamp {value!r}: expected e.g. 2023-09-30T18:00:00+08:00", param, ctx)
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        if not 1900 <= moment.year <= 9998:
+            self.fail(f"invalid timestamp {value!r}: expected a year between 1900 and 9998", param, ctx)
+        return moment
 
 
 class IdNumberType(click.ParamType):

@@ -603,6 +603,8 @@ _FLAGS = {"ill", "disabled", "elderly", "minor"}
 
 def _member(m: dict[str, Any]) -> dict[str, Any]:
     """Check one member's fields and return them in stored form."""
+    if not isinstance(m.get("name", ""), str) or not isinstance(m.get("relation", ""), str):
+        raise InvalidInput("a member's name and relation are text")
     name = str(m.get("name", "")).strip()
     if not name:
         raise InvalidInput("a member needs a name")
@@ -610,6 +612,8 @@ def _member(m: dict[str, Any]) -> dict[str, Any]:
     if relation not in _RELATIONS:
         raise InvalidInput(f"invalid relation {relation!r} for {name}: choose one of {', '.join(sorted(_RELATIONS))}")
     flags = m.get("flags") or []
+    if not isinstance(flags, (str, list)) or (isinstance(flags, list) and not all(isinstance(f, str) for f in flags)):
+        raise InvalidInput(f"invalid flags for {name}: expected a list of ill, disabled, elderly, minor")
     if isinstance(flags, str):
         flags = [f for f in flags.replace("+", ",").split(",") if f.strip()]
     flags = sorted({str(f).strip() for f in flags})

@@ -51,6 +51,7 @@ from uuid import UUID
 
 from ledger.application import LedgerApp
 from ledger.domain import Change, case_id, fold_periods, household_id, payment_id, payment_ref, standard_id
+from ledger.errors import AlreadyExists
 from ledger.values import Area, Channel, Month, Programme, id_check_char
 
 Progress = Callable[[str, int, int], None]
@@ -124,7 +125,7 @@ SIZE_WEIGHTS = {1: 66, 2: 22, 3: 8, 4: 3, 5: 1}
 #: The smallest monthly gap top-up per person (yuan) the tuning leaves a case.
 MIN_GAP = 40
 
-TEMP_AMOUNTS = {300: 8, 500: 14, 800: 16, 1000: 22, 1200: 10, 1500: 12, 2000: 10, 3000: 5, 5000: 2.5, 6000: 0.5}
+TEMP_AMOUNTS = {300: 8, 500: 14, 800: 18, 1000: 22, 1200: 10, 1500: 12, 2000: 8, 3000: 5, 5000: 2.5, 6000: 0.5}
 TEMP_TYPES = [
     ("medical", "hospital bills after a serious illness"),
     ("accident", "injury in a traffic accident"),
@@ -144,6 +145,17 @@ TOWNS = ["大辛庄镇", "马厂镇", "黄碾镇", "堠北庄镇", "老顶山镇
 VILLAGES = ["南垂", "北董", "西长井", "东掌", "故县", "关村", "史家庄", "漳村", "西沟", "安昌", "苗圃", "杨暴"]
 
 CHUNK_HOUSEHOLDS = 250
+
+#: The examples :attr:`DemoSummary.showcase` picks, in this order.
+SHOWCASE = (
+    "single-person inclusion",
+    "returned and re-issued",
+    "amount adjusted on a new verification",
+    "suspended on 2023-09-30",
+    "terminated: income above the standard",
+    "tekun with care allowance",
+    "temporary grant paid",
+)
 
 
 # --------------------------------------------------------------------------- the summary
@@ -175,8 +187,8 @@ class DemoSummary:
 
     @property
     def showcase(self) -> dict[str, str]:
-        """The example cases worth opening, by what they show (same as :attr:`examples`)."""
-        return self.examples
+        """A handful of :attr:`examples` worth opening first, by what they show."""
+        return {label: self.examples[label] for label in SHOWCASE if label in self.examples}
 
     def describe(self) -> str:
         """One line for a terminal."""
@@ -1120,13 +1132,16 @@ def build_demo(app: LedgerApp, progress: Progress | None = None, seed: int = 202
 
     The district's household and case numbers (``H000001``, ``U00001``...) must not be
     in use yet: a second build into the same ledger is refused with
-    :class:`~ledger.errors.AlreadyExists` at its first household.
+    :class:`~ledger.errors.AlreadyExists` before anything is written.
     """
     before = app.recorder.max_notification_id() or 0
     report = progress or (lambda _stage, _done, _total: None)
     report("plan", 0, 1)
     plan = plan_demo(seed)
     report("plan", 1, 1)
+    first = plan.households[0].number
+    if app.unit_of_work().find(household_id(first)) is not None:
+        raise AlreadyExists(f"household {first} is already recorded: the demonstration district is already built here")
 
     uow = app.unit_of_work()
     for (programme, area), history in STANDARDS.items():

@@ -35,7 +35,7 @@ from ledger.errors import (
     OverrideRequired,
     VerificationRequired,
 )
-from ledger.values import Area, Channel, Month, Programme, mask_id, yuan
+from ledger.values import MAX_FEN, Area, Channel, Month, Programme, mask_id, yuan
 
 NAMESPACE = uuid5(NAMESPACE_URL, "https://ledger.local/social-assistance")
 
@@ -63,6 +63,14 @@ def payment_ref(case_no: str, month: Month, issue_no: int) -> str:
 def payment_id(case_no: str, month: Month, issue_no: int) -> UUID:
     """Deterministic: a second issue with the same number collides in the event store."""
     return uuid5(NAMESPACE, f"payment:{case_no}:{month}:{issue_no}")
+
+
+def check_fen(amount_fen: int, what: str) -> None:
+    """Amounts are positive integer fen no larger than :data:`ledger.values.MAX_FEN`."""
+    if not isinstance(amount_fen, int) or isinstance(amount_fen, bool):
+        raise InvalidInput(f"{what} must be an integer number of fen")
+    if not 0 < amount_fen <= MAX_FEN:
+        raise InvalidInput(f"{what} must be positive and at most {yuan(MAX_FEN)} yuan")
 
 
 class LedgerAggregate(Aggregate):
@@ -262,8 +270,7 @@ class Standard(LedgerAggregate):
         return standard_id(programme, area)
 
     def set(self, amount_fen: int, from_month: Month, *, operator: str, effective: date) -> None:
-        if amount_fen <= 0:
-            raise InvalidInput("a standard must be a positive amount")
+        check_fen(amount_fen, "a standard")
         self._set(
             programme=self.programme,
             area=self.area,
@@ -549,8 +556,9 @@ class Case(LedgerAggregate):
     def _check_amount(
         self, amount_fen: int, persons: int, standard_fen: int | None, add_on_fen: int, month: Month
     ) -> int:
-        if amount_fen <= 0:
-            raise InvalidInput("the monthly amount must be positive")
+        check_fen(amount_fen, "the monthly amount")
+        if add_on_fen:
+            check_fen(add_on_fen, "an add-on")
         if standard_fen is None:
             raise AmountAboveStandard(
                 f"no {self.programme.value} standard for {self.area.value} areas is in force in {month}; set one first"
@@ -586,8 +594,8 @@ class Case(LedgerAggregate):
         effective: date,
     ) -> None:
         self._require_status(("applied", "active", "suspended"), "record a verification")
-        if income_fen < 0:
-            raise InvalidInput("per-capita income cannot be negative")
+        if income_fen < 0 or income_fen > MAX_FEN:
+            raise InvalidInput(f"per-capita income must be between 0 and {yuan(MAX_FEN)} yuan")
         if valid_until < effective:
             raise InvalidInput(f"a verification valid until {valid_until} would expire before it was made ({effective})")
         if not verifier.strip():
@@ -830,8 +838,7 @@ class Case(LedgerAggregate):
         if self.is_monthly:
             raise InvalidTransition(f"case {self.case_no} is {self.programme.value}; grants are for temporary assistance cases")
         self._require_status(("applied",), "approve a grant")
-        if amount_fen <= 0:
-            raise InvalidInput("the grant amount must be positive")
+        check_fen(amount_fen, "the grant amount")
         if not grant_type.strip() or not reason.strip():
             raise InvalidInput("a grant needs a type and a reason")
         v = self.valid_verification(effective)
@@ -918,8 +925,7 @@ class Case(LedgerAggregate):
 
     def recover(self, amount_fen: int, method: str, reference: str, *, operator: str, effective: date) -> None:
         """Record a recovery of overpayment: a refund received, or an offset against a payment."""
-        if amount_fen <= 0:
-            raise InvalidInput("a recovery must be a positive amount")
+        check_fen(amount_fen, "a recovery")
         if method not in ("refund", "offset"):
             raise InvalidInput(f"unknown recovery method {method!r}")
         if amount_fen > self.debt_fen:

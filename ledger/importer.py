@@ -22,10 +22,18 @@ from ledger.errors import InvalidInput, LedgerError
 from ledger.values import Area, Channel, Month, Programme, parse_date, parse_enum, parse_id_number, parse_money
 
 
+def _utf8(v: str) -> str:
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput("text that is not valid Unicode (a lone surrogate)") from None
+    return v
+
+
 def _text(v: Any) -> str:
     if not isinstance(v, str) or not v.strip():
         raise InvalidInput("expected non-empty text")
-    return v.strip()
+    return _utf8(v.strip())
 
 
 def _opt_text(v: Any) -> str:
@@ -33,7 +41,7 @@ def _opt_text(v: Any) -> str:
         return ""
     if not isinstance(v, str):
         raise InvalidInput("expected text")
-    return v.strip()
+    return _utf8(v.strip())
 
 
 def _bool(v: Any) -> bool:
@@ -82,6 +90,15 @@ def _member(v: Any, where: str = "") -> dict[str, Any]:
     for key in ("id_number", "name", "relation"):
         if key not in v:
             raise InvalidInput(f"{where}field {key!r} is missing")
+        if not isinstance(v[key], str):
+            raise InvalidInput(f"{where}field {key!r}: expected text")
+        try:
+            _utf8(v[key])
+        except InvalidInput as e:
+            raise InvalidInput(f"{where}field {key!r}: {e}") from None
+    flags = v.get("flags", [])
+    if flags is not None and not isinstance(flags, str) and not (isinstance(flags, list) and all(isinstance(f, str) for f in flags)):
+        raise InvalidInput(f"{where}field 'flags': expected a list of flags")
     try:
         parse_id_number(str(v["id_number"]))
     except InvalidInput as e:
@@ -269,10 +286,12 @@ def _parse_line(number: int, text: str) -> tuple[Action, str, dict[str, Any], di
         obj = json.loads(text)
     except json.JSONDecodeError as e:
         raise ImportError_(f"line {number}: not valid JSON ({e.msg})") from None
+    except (ValueError, RecursionError):  # huge integers, nesting too deep
+        raise ImportError_(f"line {number}: not valid JSON (a number too long or nesting too deep)") from None
     if not isinstance(obj, dict):
         raise ImportError_(f"line {number}: expected a JSON object")
     name = obj.get("action")
-    if name not in ACTIONS:
+    if not isinstance(name, str) or name not in ACTIONS:
         raise ImportError_(f"line {number}: field 'action': unknown action {name!r} (see the README for the list)")
     action = ACTIONS[name]
     common: dict[str, Any] = {}
@@ -308,7 +327,14 @@ def import_lines(
     uow: UnitOfWork = app.unit_of_work()
     counts: dict[str, int] = {}
     n = 0
-    for n, raw in enumerate(lines, start=1):
+    numbered = enumerate(lines, start=1)
+    while True:
+        try:
+            n, raw = next(numbered)
+        except StopIteration:
+            break
+        except UnicodeDecodeError:
+            raise ImportError_(f"line {n + 1}: not valid UTF-8 text") from None
         text = raw.strip()
         if not text or text.startswith("#"):
             continue

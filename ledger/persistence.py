@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InfrastructureFactory, StoredEvent
+from eventsourcing.persistence import InfrastructureFactory, Notification, StoredEvent
 from eventsourcing.utils import Environment
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore, transactions
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
@@ -99,6 +99,35 @@ class LedgerApplicationRecorder(SQLAlchemyApplicationRecorder):
         if limit is not None:
             q = q.limit(limit)
         return [_stored(r) for r in self._read(q)]
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> list[Notification]:
+        table = self.events_record_cls.__table__
+        q = select(table.c.id, table.c.originator_id, table.c.originator_version, table.c.topic, table.c.state)
+        if start is not None:
+            q = q.where(table.c.id >= start if inclusive_of_start else table.c.id > start)
+        if stop is not None:
+            q = q.where(table.c.id <= stop)
+        if topics:
+            q = q.where(table.c.topic.in_(list(topics)))
+        q = q.order_by(table.c.id).limit(limit)
+        return [
+            Notification(
+                id=r[0],
+                originator_id=r[1],
+                originator_version=r[2],
+                topic=r[3],
+                state=bytes(r[4]) if isinstance(r[4], memoryview) else r[4],
+            )
+            for r in self._read(q)
+        ]
 
     def select_events_many(self, originator_ids: Sequence[UUID], chunk: int = 500) -> dict[UUID, list[StoredEvent]]:
         """Every event of many aggregates, in few queries: for loading a batch's aggregates at once."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import Enum
 from typing import Iterator
 
@@ -37,8 +37,8 @@ class Month:
         if not m:
             raise InvalidInput(f"invalid month {text!r}: expected YYYY-MM")
         year, month = int(m.group(1)), int(m.group(2))
-        if not 1 <= month <= 12 or year < 1900:
-            raise InvalidInput(f"invalid month {text!r}: expected YYYY-MM")
+        if not 1 <= month <= 12 or not 1900 <= year <= 9998:
+            raise InvalidInput(f"invalid month {text!r}: expected YYYY-MM between 1900-01 and 9998-12")
         return cls(year, month)
 
     @classmethod
@@ -76,12 +76,19 @@ class Month:
 def parse_date(text: str) -> date:
     """Parse an ISO date ``YYYY-MM-DD``."""
     try:
-        return date.fromisoformat(str(text).strip())
+        day = date.fromisoformat(str(text).strip())
     except ValueError:
         raise InvalidInput(f"invalid date {text!r}: expected YYYY-MM-DD") from None
+    if not 1900 <= day.year <= 9998:
+        raise InvalidInput(f"invalid date {text!r}: expected a year between 1900 and 9998")
+    return day
 
 
 _MONEY_RE = re.compile(r"^(\d{1,3}(,\d{3})+|\d+)(\.\d{1,2})?$")
+
+#: The largest amount the ledger accepts: 9,999,999,999.99 yuan, far above any benefit or
+#: standard, and small enough for a 64-bit integer column in every database.
+MAX_FEN = 10**12 - 1
 
 
 def parse_money(text: object) -> int:
@@ -98,11 +105,10 @@ def parse_money(text: object) -> int:
     s = str(text).strip()
     if not _MONEY_RE.match(s):
         raise InvalidInput(f"invalid amount {text!r}: expected yuan with at most two decimals, e.g. 593.50")
-    s = s.replace(",", "")
-    try:
-        fen = int((Decimal(s) * 100).to_integral_exact())
-    except InvalidOperation:
-        raise InvalidInput(f"invalid amount {text!r}") from None
+    whole, _, cents = s.replace(",", "").partition(".")
+    if len(whole.lstrip("0")) > 10:
+        raise InvalidInput(f"invalid amount {text!r}: more than the largest amount, {yuan(MAX_FEN)} yuan")
+    fen = int(whole) * 100 + int(cents.ljust(2, "0"))
     if fen <= 0:
         raise InvalidInput(f"invalid amount {text!r}: must be positive")
     return fen

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ledger.values import mask_id, yuan
+
+
+_META = {"originator_id", "originator_version", "timestamp", "originator_topic", "operator", "effective"}
+
+
+def _plain(obj: dict[str, Any]) -> Any:
+    # Values stored with a transcoding ({"_type_": "month", "_data_": "2023-01"}) read as their text.
+    if set(obj) == {"_type_", "_data_"}:
+        return obj["_data_"]
+    return obj
+
+
+def detail(stored_json: str) -> dict[str, Any]:
+    """The business fields of a stored event (its JSON as written to the event store)."""
+    return {k: v for k, v in json.loads(stored_json, object_hook=_plain).items() if k not in _META}
 
 
 def _persons(detail: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from ledger.errors import NotFound
 from ledger.values import Month, mask_id
 from projections import tables as t
-from projections.describe import describe
+from projections.describe import describe, detail
 
 MONTHLY = ("urban-dibao", "rural-dibao", "tekun")
 DIBAO = ("urban-dibao", "rural-dibao")
@@ -162,7 +162,7 @@ def account_state(conn: Connection, case_no: str, on: date, known_at: datetime |
             "recorded_at": _aware(e["recorded_at"]).isoformat(),  # type: ignore[union-attr]
             "operator": e["operator"],
             "event": e["kind"],
-            "summary": describe(e["kind"], json.loads(e["detail"])),
+            "summary": describe(e["kind"], detail(e["detail"])),
         }
         for e in conn.execute(
             select(t.timeline)

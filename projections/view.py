@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
 from enum import Enum
 from typing import Any
@@ -31,30 +30,6 @@ from ledger.values import Month
 from projections import tables as t
 
 UPSTREAM = "Ledger"
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    if isinstance(value, Month):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if is_dataclass(value):
-        return _jsonable(asdict(value))  # type: ignore[arg-type]
-    return value
-
-
-_META = {"originator_id", "originator_version", "timestamp", "originator_topic", "operator", "effective"}
-
-
-def event_detail(domain_event: Any) -> dict[str, Any]:
-    """The business fields of an event, as plain JSON values."""
-    return {k: _jsonable(v) for k, v in domain_event.__dict__.items() if k not in _META}
 
 
 class _Rows:
@@ -86,6 +61,15 @@ class _Rows:
         if self.id_column:
             self.by_id[row[self.id_column]] = key
         return row
+
+    def prefetch_ids(self, hexids: list[str]) -> None:
+        """Load the rows of many aggregates with one query per 500 ids."""
+        assert self.id_column is not None
+        col = self.table.c[self.id_column]
+        wanted = [i for i in dict.fromkeys(hexids) if i not in self.by_id]
+        for i in range(0, len(wanted), 500):
+            for found in self.session.execute(select(self.table).where(col.in_(wanted[i : i + 500]))).mappings():
+                self._loaded(dict(found))
 
     def touch_id(self, aggregate_id: Any) -> dict[str, Any]:
         """The row of an aggregate, found by its id, marked as changed."""
@@ -155,9 +139,33 @@ class _Page:
         self.recoveries: list[dict[str, Any]] = []
         self.standards: list[dict[str, Any]] = []
         self.timeline: list[dict[str, Any]] = []
+        self.state = ""
 
     # ------------------------------------------------------------------ case periods
+    def prefetch(self, case_nos: list[str]) -> None:
+        """Load the decisions and open periods of many cases with two queries."""
+        wanted = [c for c in dict.fromkeys(case_nos) if c not in self.changes and (c,) in self.cases.in_db]
+        for c in dict.fromkeys(case_nos):
+            if c not in self.changes and (c,) not in self.cases.in_db:
+                self.changes[c], self.open_periods[c] = [], []  # a case new in this page
+        for i in range(0, len(wanted), 500):
+            part = wanted[i : i + 500]
+            for c in part:
+                self.changes[c], self.open_periods[c] = [], []
+            for r in self.session.execute(
+                select(t.changes).where(t.changes.c.case_no.in_(part)).order_by(t.changes.c.case_no, t.changes.c.seq)
+            ).mappings():
+                self.changes[r["case_no"]].append(
+                    Change(Month.from_index(r["from_idx"]), r["seq"], r["kind"], r["amount_fen"], tuple(json.loads(r["covered"])))
+                )
+            for r in self.session.execute(
+                select(t.periods).where(t.periods.c.case_no.in_(part), t.periods.c.known_to.is_(None))
+            ).mappings():
+                self.open_periods[r["case_no"]].append(dict(r))
+
     def _load_changes(self, case_no: str) -> list[Change]:
+        if case_no not in self.changes and (case_no,) not in self.cases.in_db:
+            self.changes[case_no], self.open_periods[case_no] = [], []  # applied in this page
         if case_no not in self.changes:
             rows = self.session.execute(
                 select(t.changes).where(t.changes.c.case_no == case_no).order_by(t.changes.c.seq)
@@ -328,13 +336,21 @@ class LedgerView(SQLAlchemyTrackingRecorder):
     def apply_page(self, session: Session, notifications: Iterable[Notification], to_event: Callable[[Notification], Any]) -> int:
         """Apply events in log order and move the tracking position; the caller commits."""
         page = _Page(session)
-        last = None
-        for n in notifications:
-            domain_event = to_event(n)
+        decoded = [(n, to_event(n)) for n in notifications]
+        if not decoded:
+            return 0
+        by_kind: dict[type, list[str]] = {}
+        for _, e in decoded:
+            by_kind.setdefault(type(e).__qualname__.split(".")[0], []).append(e.originator_id.hex)
+        page.cases.prefetch_ids(by_kind.get("Case", []))
+        page.payments.prefetch_ids(by_kind.get("Payment", []))
+        page.households.prefetch_ids(by_kind.get("Household", []))
+        page.prefetch([row["case_no"] for key, row in page.cases.rows.items()])
+        last = 0
+        for n, domain_event in decoded:
+            page.state = n.state.decode("utf-8") if isinstance(n.state, bytes) else n.state
             self._handlers[type(domain_event)](page, domain_event, n.id)
             last = n.id
-        if last is None:
-            return 0
         page.flush()
         tt = self.tracking_table
         session.execute(update(tt).where(tt.c.application_name == UPSTREAM).values(notification_id=last))
@@ -356,7 +372,8 @@ def _timeline(page: _Page, e: Any, pos: int, subject: str, key: str, case_no: st
             "effective": e.effective,
             "recorded_at": e.timestamp,
             "operator": e.operator,
-            "detail": json.dumps(event_detail(e), ensure_ascii=False, sort_keys=True),
+            # The stored event's own JSON: readers decode it with projections.describe.detail().
+            "detail": page.state,
         }
     )
 

@@ -7,11 +7,17 @@ shared by both cannot hide here. The definitions are those of DOMAIN.md section 
 * a *net payment* is an issued payment the bank has not returned; a returned payment
   that is re-issued counts once, through its new issue;
 * person-times of a monthly programme over a period = the persons of every net
-  payment for a benefit month in the period; paid = the sum of their amounts;
+  payment for a benefit month in the period (a top-up after a retroactive increase
+  covers no additional persons: it is stored with 0 persons); paid = the sum of their
+  ``gross_fen``, the benefit paid for the month (``amount_fen`` is the cash sent, which
+  is less only when part of the payment was offset against overpayment debt);
 * newly added = cases whose first benefit month (``Approved.first_month``) lies in
   the period: distinct households, and the persons covered at approval;
-* caseload on a date = dibao cases whose status in that date's benefit month,
-  folded from their decisions by effective month and recording order, is active;
+* caseload on a date = dibao cases whose status in that date's benefit month is
+  active. The status of a month is folded from the case's decisions in force by then
+  (effective month not after it): the amount and persons of the latest-recorded
+  approval or adjustment, the status of the latest-recorded approval, suspension or
+  resumption; a termination in force makes the case terminated for good;
 * temporary assistance = grants whose ``GrantPaid`` takes effect in the period, and
   the sum of their approved amounts.
 """
@@ -84,6 +90,7 @@ class CaseRecord:
     household_no: str
     programme: str
     area: str
+    channel: str
     single_person: str | None
     first_month: int | None = None
     covered_at_approval: int = 0
@@ -101,7 +108,8 @@ class PaymentRecord:
     programme: str
     month: int
     issue_no: int
-    amount_fen: int
+    gross_fen: int
+    cash_fen: int
     persons: int
     returned: bool = False
 
@@ -114,30 +122,43 @@ class Ledger:
     payments: list[PaymentRecord]
     households: dict[str, dict[str, Any]]
     events: int
+    #: How many events of each kind (e.g. ``"Case.OverpaymentEstablished"``).
+    kinds: dict[str, int] = field(default_factory=dict)
+    _by_case: dict[str, list[PaymentRecord]] | None = field(default=None, repr=False)
+
+    def payments_of(self, case_no: str) -> list[PaymentRecord]:
+        if self._by_case is None:
+            self._by_case = defaultdict(list)
+            for p in self.payments:
+                self._by_case[p.case_no].append(p)
+        return self._by_case.get(case_no, [])
 
     # ------------------------------------------------------------------ folds
     def status_in(self, case: CaseRecord, month: int) -> tuple[str, int, int] | None:
         """(status, amount fen, persons) of a case in a benefit month, folded from its decisions.
 
-        Decisions apply in order of effective month, then recording order; a
-        termination is final.
+        Only decisions in force by ``month`` count; among them the latest recorded
+        decides the amount and persons (approval/adjustment) and the status
+        (approval/suspension/resumption). A termination in force ends the case.
         """
+        in_force = sorted((d for d in case.decisions if d[0] <= month), key=lambda d: d[1])
         status: str | None = None
         amount = persons = 0
-        for from_month, _order, kind, fen, n in sorted(case.decisions, key=lambda d: (d[0], d[1])):
-            if from_month > month or status == "terminated":
-                break
-            if kind == "approved":
-                status, amount, persons = "active", fen, n
-            elif kind == "adjusted":
+        terminated = False
+        for _from_month, _order, kind, fen, n in in_force:
+            if kind in ("approved", "adjusted"):
                 amount, persons = fen, n
-            elif kind == "suspended" and status == "active":
-                status = "suspended"
-            elif kind == "resumed" and status == "suspended":
+            if kind == "approved":
                 status = "active"
+            elif kind == "resumed" and status is not None:
+                status = "active"
+            elif kind == "suspended" and status is not None:
+                status = "suspended"
             elif kind == "terminated":
-                status = "terminated"
-        return (status, amount, persons) if status else None
+                terminated = True
+        if status is None:
+            return None
+        return ("terminated" if terminated else status), amount, persons
 
     def net_payments(self) -> list[PaymentRecord]:
         return [p for p in self.payments if not p.returned]
@@ -149,7 +170,7 @@ class Ledger:
         for p in self.net_payments():
             if p.programme == programme and first <= p.month <= last:
                 persons += p.persons
-                fen += p.amount_fen
+                fen += p.gross_fen
         return persons, fen
 
     def newly_added(self, programme: str, first: int, last: int) -> tuple[int, int]:
@@ -184,13 +205,13 @@ class Ledger:
         return grants, fen
 
     def balance(self, case: CaseRecord, first: int, last: int) -> int:
-        """Entitlement of benefit months first..last minus net payments for them (fen owed)."""
+        """Entitlement of benefit months first..last minus the net payments for them (fen owed)."""
         owed = 0
         for month in range(first, last + 1):
             s = self.status_in(case, month)
             if s and s[0] == "active":
                 owed += s[1]
-        paid = sum(p.amount_fen for p in self.net_payments() if p.case_no == case.case_no and first <= p.month <= last)
+        paid = sum(p.gross_fen for p in self.payments_of(case.case_no) if not p.returned and first <= p.month <= last)
         return owed - paid
 
     def figures(self) -> dict[str, int]:
@@ -222,9 +243,11 @@ def load(db_path: str) -> Ledger:
     payments: list[PaymentRecord] = []
     households: dict[str, dict[str, Any]] = {}
     household_by_id: dict[bytes, dict[str, Any]] = {}
+    kinds: dict[str, int] = defaultdict(int)
     n = 0
     for e in read_events(db_path):
         n += 1
+        kinds[e.kind] += 1
         s = e.state
         if e.kind == "Household.Registered":
             h = {"number": s["number"], "area": s["area"], "members": {m["id_number"]: dict(m) for m in s["members"]}}
@@ -234,7 +257,7 @@ def load(db_path: str) -> Ledger:
             m = s["member"]
             household_by_id[e.originator]["members"][m["id_number"]] = dict(m)
         elif e.kind == "Case.Applied":
-            c = CaseRecord(s["case_no"], s["household_no"], s["programme"], s["area"], s.get("single_person"))
+            c = CaseRecord(s["case_no"], s["household_no"], s["programme"], s["area"], s["channel"], s.get("single_person"))
             cases[c.case_no] = c
             case_by_id[e.originator] = c
         elif e.kind.startswith("Case."):
@@ -258,9 +281,10 @@ def load(db_path: str) -> Ledger:
             elif kind == "GrantPaid":
                 c.grant_paid_on = date.fromisoformat(s["effective"])
         elif e.kind == "Payment.Issued":
-            p = PaymentRecord(s["case_no"], s["programme"], month_index(s["month"]), s["issue_no"], s["amount_fen"], s["persons"])
+            gross = s.get("gross_fen", s["amount_fen"])
+            p = PaymentRecord(s["case_no"], s["programme"], month_index(s["month"]), s["issue_no"], gross, s["amount_fen"], s["persons"])
             payments.append(p)
             payment_by_id[e.originator] = p
         elif e.kind == "Payment.Returned":
             payment_by_id[e.originator].returned = True
-    return Ledger(cases, payments, households, n)
+    return Ledger(cases, payments, households, n, dict(kinds))

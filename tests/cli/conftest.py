@@ -8,6 +8,7 @@ or ``--operator``, never through ``os.environ``.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from contextlib import closing
@@ -189,3 +190,35 @@ def district(tmp_path: Path, district_template: Path) -> str:
     path = tmp_path / "l.sqlite"
     copy_database(district_template, path)
     return url_of(path)
+
+
+# --------------------------------------------------------------------------- account checks
+
+TOTALS = ("entitled", "issued", "returned", "net_paid", "balance")
+
+
+def assert_totals(state: dict[str, Any], **fen: int) -> None:
+    """Check the account totals exactly, in fen and as yuan text (other totals may be present)."""
+    totals = state["totals"]
+    for key, value in fen.items():
+        assert totals[f"{key}_fen"] == value, (key, totals)
+        whole, cents = divmod(abs(value), 100)
+        assert totals[f"{key}_yuan"] == f"{'-' if value < 0 else ''}{whole}.{cents:02d}", (key, totals)
+    if "balance" in fen:
+        assert (totals["balance"] == "settled") == (fen["balance"] == 0), totals["balance"]
+
+
+def assert_summary(text: str, **yuan_text: str) -> None:
+    """Check the account table's summary: 'Entitlement accrued 4,500.00 ... net paid 3,600.00 ... balance 900.00'."""
+    labels = {"entitled": "Entitlement accrued", "issued": "issued", "returned": "returned",
+              "net_paid": "net paid", "balance": "balance"}
+    for key, value in yuan_text.items():
+        pattern = rf"(?<![\w-]){labels[key]}\s+{re.escape(value)}(?![\d,.])"
+        assert re.search(pattern, text), f"{labels[key]} {value} not in:\n{text}"
+
+
+def month_row(text: str, month: str) -> list[str]:
+    """The cells of the account table's row for a benefit month (month, entitled, issued, returned, ...)."""
+    rows = [line.split("  ") for line in text.splitlines() if re.match(rf"{month}\s{{2}}", line)]
+    assert len(rows) == 1, (month, text)
+    return [c.strip() for c in rows[0] if c.strip()]

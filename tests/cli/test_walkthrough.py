@@ -13,9 +13,12 @@ from tests.cli.conftest import (
     WANG_XIAO,
     ZHAO_LAN,
     as_json,
+    assert_summary,
+    assert_totals,
     build_district,
     head,
     invoke,
+    month_row,
     ok,
 )
 from ledger.values import mask_id
@@ -59,15 +62,14 @@ def test_account_show_table(district: str) -> None:
     assert lines[0] == "Case U1  urban-dibao (urban), applied 2023-01-05 via outreach"
     assert lines[1] == "Household H1  Dongjie  payee Wang Fang ************0001"
     assert lines[2] == "Status on 2023-09-30: terminated"
-    for expected in (
-        "2023-02    900.00    900.00      0.00    900.00  P-U1-202302-1",
-        "2023-03    900.00  1,800.00    900.00    900.00  P-U1-202303-1 (returned), P-U1-202303-2",
-        "2023-04    900.00    900.00      0.00    900.00  P-U1-202304-1",
-        "2023-07    900.00    900.00      0.00    900.00  P-U1-202307-1",
-        "2023-08    900.00      0.00      0.00      0.00",
-        "Entitlement accrued 4,500.00  issued 4,500.00  returned 900.00  net paid 3,600.00  balance 900.00 arrears owed",
-    ):
-        assert expected in lines, expected
+    # month, entitled, issued, returned (the first columns), then the payments at the end.
+    assert month_row(out, "2023-02")[:4] == ["2023-02", "900.00", "900.00", "0.00"]
+    assert month_row(out, "2023-03")[:4] == ["2023-03", "900.00", "1,800.00", "900.00"]
+    assert month_row(out, "2023-03")[-1] == "P-U1-202303-1 (returned), P-U1-202303-2"
+    assert month_row(out, "2023-04")[:4] == ["2023-04", "900.00", "900.00", "0.00"]
+    assert month_row(out, "2023-07")[:4] == ["2023-07", "900.00", "900.00", "0.00"]
+    assert month_row(out, "2023-08")[:4] == ["2023-08", "900.00", "0.00", "0.00"]
+    assert_summary(out, entitled="4,500.00", issued="4,500.00", returned="900.00", net_paid="3,600.00", balance="900.00")
     # Suspended months (May, June) and months after the termination are not due.
     assert not any(line.startswith(("2023-05 ", "2023-06 ", "2023-09 ")) for line in lines)
     assert f"Wang Fang  {mask_id(WANG_FANG)}  head      present" in lines
@@ -90,14 +92,11 @@ def test_account_show_json_numbers_are_exact(district: str) -> None:
         ("2023-07", 90000, 90000, 0, 90000),
         ("2023-08", 90000, 0, 0, 0),
     ]
-    assert s["totals"] == {
-        "entitled_fen": 450000, "entitled_yuan": "4500.00",
-        "issued_fen": 450000, "issued_yuan": "4500.00",
-        "returned_fen": 90000, "returned_yuan": "900.00",
-        "net_paid_fen": 360000, "net_paid_yuan": "3600.00",
-        "balance_fen": 90000, "balance_yuan": "900.00",
-        "balance": "arrears owed",
-    }
+    for m in s["months"]:
+        assert m["net_paid_fen"] == m["issued_fen"] - m["returned_fen"], m
+        assert m["entitled_yuan"] == f"{m['entitled_fen'] // 100}.{m['entitled_fen'] % 100:02d}"
+    # 5 months of 900 due; 4 net paid (March twice, once returned): 900 still owed to the household.
+    assert_totals(s, entitled=450000, issued=450000, returned=90000, net_paid=360000, balance=90000)
     assert [p["id_number"] for p in s["covered"]] == [mask_id(WANG_FANG), mask_id(LI_MING), mask_id(WANG_XIAO)]
     assert s["household"]["payee_account"] == "************0001"
     assert [e["event"] for e in s["timeline"]][:3] == ["Case.Applied", "Case.Verified", "Case.Approved"]
@@ -107,11 +106,7 @@ def test_account_show_as_of_earlier_dates(district: str) -> None:
     march = as_json(district, "account", "show", "U1", "--on", "2023-03-31")
     assert march["status"] == "active"
     assert march["monthly_amount_fen"] == 90000
-    assert march["totals"]["entitled_fen"] == 180000
-    assert march["totals"]["issued_fen"] == 270000
-    assert march["totals"]["returned_fen"] == 90000
-    assert march["totals"]["net_paid_fen"] == 180000
-    assert (march["totals"]["balance_fen"], march["totals"]["balance"]) == (0, "settled")
+    assert_totals(march, entitled=180000, issued=270000, returned=90000, net_paid=180000, balance=0)
 
     may = as_json(district, "account", "show", "U1", "--on", "2023-05-31")
     assert may["status"] == "suspended"
@@ -127,14 +122,13 @@ def test_grant_account(district: str) -> None:
     assert s["programme"] == "temporary"
     assert s["status"] == "paid"
     assert s["grant"] == {"type": "illness", "amount_fen": 150000, "amount_yuan": "1500.00", "paid_on": "2023-03-08"}
-    assert (s["totals"]["entitled_fen"], s["totals"]["net_paid_fen"], s["totals"]["balance_fen"]) == (150000, 150000, 0)
-    assert s["totals"]["balance"] == "settled"
+    assert_totals(s, entitled=150000, issued=150000, returned=0, net_paid=150000, balance=0)
     before = as_json(district, "account", "show", "T1", "--on", "2023-03-06")
     assert before["status"] == "granted"
-    assert (before["totals"]["net_paid_fen"], before["totals"]["balance_fen"]) == (0, 150000)
+    assert_totals(before, entitled=150000, issued=0, net_paid=0, balance=150000)
     table = ok(district, "account", "show", "T1", "--on", "2023-09-30", operator=None)
     assert "Grant: illness  1,500.00 yuan  paid on 2023-03-08" in table
-    assert "Entitlement accrued 1,500.00  issued 1,500.00  returned 0.00  net paid 1,500.00  balance 0.00 settled" in table
+    assert_summary(table, entitled="1,500.00", issued="1,500.00", returned="0.00", net_paid="1,500.00", balance="0.00")
 
 
 def test_full_identity_numbers_never_printed(district: str) -> None:
