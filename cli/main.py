@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 from typing import Any
+
+import psycopg2
 
 import click
 import sqlalchemy.exc
@@ -44,7 +47,7 @@ class LedgerGroup(click.Group):
             raise click.ClickException(_line(str(e))) from None
         except IntegrityError:
             raise click.ClickException("the record changed meanwhile, try again") from None
-        except (sqlalchemy.exc.SQLAlchemyError, PersistenceError) as e:
+        except (sqlalchemy.exc.SQLAlchemyError, PersistenceError, sqlite3.Error, psycopg2.Error) as e:
             url = ctx.obj.describe_db() if isinstance(ctx.obj, Ledger) else "the database"
             raise click.ClickException(f"database error on {url}: {_one_line(e)}") from None
         except OSError as e:
@@ -83,7 +86,7 @@ def ledger(ctx: click.Context, db: str | None) -> None:
 
 
 def _register() -> None:
-    from cli import account, case, demo, grant, household, importing, payment, payroll, projections, reconcile, report, standard
+    from cli import account, audit, case, demo, grant, household, importing, payment, payroll, projections, reconcile, report, standard
 
     for group in (
         household.household,
@@ -94,6 +97,7 @@ def _register() -> None:
         payroll.payroll,
         reconcile.reconcile,
         account.account,
+        audit.audit,
         importing.import_file,
         demo.demo,
         projections.projections,

@@ -37,23 +37,30 @@ LABELS = {
 }
 
 
-def statistics_rows(s: dict[str, Any], lang: str, money: Any = yuan) -> list[list[Any]]:
+def _count(n: int) -> str:
+    return f"{n:,}"
+
+
+def statistics_rows(s: dict[str, Any], lang: str, money: Any = yuan, count: Any = _count) -> list[list[Any]]:
+    """The report's rows; ``money`` and ``count`` format amounts and counts (for people or machines)."""
     L = LABELS[lang]
     p = s["programmes"]
+
+    def row(label: str, times: int, paid: int, new_h: int, new_p: int, load: dict[str, int], susp: dict[str, int]) -> list[Any]:
+        return [label, count(times), money(paid), count(new_h), count(new_p), count(load["households"]),
+                count(load["persons"]), count(susp["households"]), count(susp["persons"])]
+
     rows = []
     for prog in ("urban-dibao", "rural-dibao"):
         r = p[prog]
-        rows.append([L[prog], r["person_times"], money(r["paid_fen"]), r["new_households"], r["new_persons"],
-                     r["caseload"]["households"], r["caseload"]["persons"], r["suspended"]["households"], r["suspended"]["persons"]])
+        rows.append(row(L[prog], r["person_times"], r["paid_fen"], r["new_households"], r["new_persons"], r["caseload"], r["suspended"]))
     u, ru, tot = p["urban-dibao"], p["rural-dibao"], s["dibao_total"]
-    rows.append([L["dibao"], u["person_times"] + ru["person_times"], money(u["paid_fen"] + ru["paid_fen"]),
-                 u["new_households"] + ru["new_households"], u["new_persons"] + ru["new_persons"],
-                 tot["caseload"]["households"], tot["caseload"]["persons"], tot["suspended"]["households"], tot["suspended"]["persons"]])
+    rows.append(row(L["dibao"], u["person_times"] + ru["person_times"], u["paid_fen"] + ru["paid_fen"],
+                    u["new_households"] + ru["new_households"], u["new_persons"] + ru["new_persons"], tot["caseload"], tot["suspended"]))
     t = p["tekun"]
-    rows.append([L["tekun"], t["person_times"], money(t["paid_fen"]), t["new_households"], t["new_persons"],
-                 t["caseload"]["households"], t["caseload"]["persons"], t["suspended"]["households"], t["suspended"]["persons"]])
+    rows.append(row(L["tekun"], t["person_times"], t["paid_fen"], t["new_households"], t["new_persons"], t["caseload"], t["suspended"]))
     tmp = p["temporary"]
-    rows.append([L["temporary"], tmp["person_times"], money(tmp["paid_fen"]), "", "", "", "", "", ""])
+    rows.append([L["temporary"], count(tmp["person_times"]), money(tmp["paid_fen"]), "", "", "", "", "", ""])
     return rows
 
 
@@ -95,7 +102,7 @@ def statistics(ledger: Ledger, first: Month, last: Month, on: date | None, known
     if fmt == "json":
         emit_json(_with_yuan(s))
     elif fmt == "csv":
-        emit_csv(L["headers"], statistics_rows(s, lang, yuan_plain))
+        emit_csv(L["headers"], statistics_rows(s, lang, yuan_plain, str))
     else:
         title = L["title"].format(first=first, last=last, on=on.isoformat())
         if known_at:

@@ -374,6 +374,52 @@ class LedgerApp(FinanceCommands, Application):
 
         self.run(command, uow)
 
+    def approve_legacy(
+        self,
+        case_no: str,
+        *,
+        amount_fen: int,
+        first_month: Month,
+        approver: str,
+        legacy_reference: str,
+        covered: list[str] | None = None,
+        operator: str,
+        effective: date,
+        uow: UnitOfWork | None = None,
+    ) -> None:
+        """Carry over an approval from a legacy system (import only; see Case.approve_legacy)."""
+
+        def command(w: UnitOfWork) -> None:
+            c = self._case(w, case_no)
+            c.approve_legacy(
+                amount_fen=amount_fen,
+                covered=self._covered(w, c, covered),
+                first_month=first_month,
+                approver=approver,
+                legacy_reference=legacy_reference,
+                operator=operator,
+                effective=effective,
+            )
+
+        self.run(command, uow)
+
+    def seal(self, *, operator: str, effective: date) -> tuple[int, str]:
+        """Verify the whole chain, then record a seal of its digest at the head; returns (position, digest)."""
+        from ledger.audit import verify_log
+        from ledger.domain import Seal
+        from ledger.errors import RuleViolation
+
+        report = verify_log(self)
+        if report.problems:
+            position, why = report.problems[0]
+            raise RuleViolation(f"the record does not verify (position {position}: {why}); nothing sealed")
+        if not report.events:
+            raise InvalidInput("the ledger is empty; nothing to seal")
+        position, digest = report.head_position, report.head_digest
+        self.run(lambda w: w.add(Seal(position=position, digest=digest, operator=operator, effective=effective),
+                                 f"a seal at position {position}"))
+        return position, digest
+
     def reject(self, case_no: str, reason: str, *, operator: str, effective: date, uow: UnitOfWork | None = None) -> None:
         self.run(lambda w: self._case(w, case_no).reject(reason, operator=operator, effective=effective), uow)
 
@@ -501,6 +547,9 @@ class LedgerApp(FinanceCommands, Application):
         if not c.is_monthly:
             return
         months = list(first.until(self.horizon()))
+        # A month without a first issue has no issues at all: look those up first.
+        w.preload(payment_id(c.case_no, m, 1) for m in months)
+        months = [m for m in months if m in c.overpaid or w.find(payment_id(c.case_no, m, 1)) is not None]
         self.preload_months(w, [c.case_no], months)
         for m in months:
             delivered = Payment.delivered(self.issues(w, c.case_no, m))

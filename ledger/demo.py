@@ -1122,7 +1122,7 @@ def _actions(h: PlanHousehold) -> Iterator[tuple[date, int, str, dict[str, Any]]
 
 
 def build_demo(app: LedgerApp, progress: Progress | None = None, seed: int = 2023) -> DemoSummary:
-    """Record the demonstration district into an empty ledger and return what was recorded.
+    """Record the demonstration district into the ledger and return what was recorded.
 
     Every event is recorded through a :class:`LedgerApp` command, so every rule is
     checked as it would be for a clerk. Work is written in chunks of households, each
@@ -1210,7 +1210,7 @@ def _summary(plan: Plan, events: int) -> DemoSummary:
                 else:
                     balances[c.case_no] = status[m][1] * 100
                     example("returned, not yet re-issued (owed)", c)
-        if c.single_person and c.story == "single":
+        if c.single_person and c.story == "single" and c.single_person != c.household.head.id_number:
             example("single-person inclusion", c)
         if c.story == "new":
             if c.channel is Channel.OUTREACH:

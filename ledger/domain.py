@@ -411,6 +411,16 @@ class Case(LedgerAggregate):
         standard_fen: int
         verification_no: int
 
+    class LegacyApproved(LedgerAggregate.Event):
+        """An approval carried over from a legacy system as it stood there, without the ledger's checks."""
+
+        amount_fen: int
+        covered: list[str]
+        first_month: Month
+        approver: str
+        verification_no: int
+        legacy_reference: str
+
     class Rejected(LedgerAggregate.Event):
         reason: str
 
@@ -508,8 +518,15 @@ class Case(LedgerAggregate):
         return self.programme.is_monthly
 
     def periods(self) -> list[Period]:
-        """The case's benefit months folded from its decisions (see :func:`fold_periods`)."""
-        return fold_periods(self.changes)
+        """The case's benefit months folded from its decisions (see :func:`fold_periods`).
+
+        Decisions are only ever appended, so their count keys the cached fold.
+        """
+        cached = self.__dict__.get("_periods")
+        if cached is None or cached[0] != len(self.changes):
+            cached = (len(self.changes), fold_periods(self.changes))
+            self.__dict__["_periods"] = cached
+        return cached[1]
 
     def period_at(self, month: Month) -> Period | None:
         for p in self.periods():
@@ -693,6 +710,63 @@ class Case(LedgerAggregate):
         add_on_reason: str,
         standard_fen: int,
         verification_no: int,
+        operator: str,
+        effective: date,
+    ) -> None:
+        self.status = "active"
+        self.first_month = first_month
+        self.amount_fen = amount_fen
+        self.covered = tuple(covered)
+        self.persons_at_approval = len(covered)
+        self.last_decision_seq = self.version
+        self.changes.append(Change(first_month, self.version, "approved", amount_fen, tuple(covered)))
+
+    def approve_legacy(
+        self,
+        *,
+        amount_fen: int,
+        covered: list[str],
+        first_month: Month,
+        approver: str,
+        legacy_reference: str,
+        operator: str,
+        effective: date,
+    ) -> None:
+        """Carry over an approval from a legacy system as it was recorded there.
+
+        The ledger records history it did not decide: the verification rules, the four
+        eyes and the standard are not enforced here, but the approval names its legacy
+        reference and the approver of the old system, and ``ledger audit check`` reports
+        whatever it would have refused.
+        """
+        self._require_monthly("carry over a monthly approval")
+        self._require_status(("applied",), "approve")
+        check_fen(amount_fen, "the monthly amount")
+        if not covered:
+            raise InvalidInput(f"case {self.case_no}: an approval must cover at least one person")
+        if not legacy_reference.strip() or not approver.strip():
+            raise InvalidInput("a legacy approval needs the legacy system's reference and approver")
+        latest = self.verifications[-1].no if self.verifications else 0
+        self._legacy_approved(
+            amount_fen=amount_fen,
+            covered=list(covered),
+            first_month=first_month,
+            approver=approver,
+            verification_no=latest,
+            legacy_reference=legacy_reference,
+            operator=operator,
+            effective=effective,
+        )
+
+    @event(LegacyApproved)
+    def _legacy_approved(
+        self,
+        amount_fen: int,
+        covered: list[str],
+        first_month: Month,
+        approver: str,
+        verification_no: int,
+        legacy_reference: str,
         operator: str,
         effective: date,
     ) -> None:
@@ -1296,3 +1370,27 @@ class BankFile(LedgerAggregate):
     @event(ExceptionResolved)
     def _resolved(self, line: int, note: str, operator: str, effective: date) -> None:
         self.resolved[line] = note
+
+
+# --------------------------------------------------------------------------- audit seals
+
+
+def seal_id(position: int) -> UUID:
+    return uuid5(NAMESPACE, f"seal:{position}")
+
+
+class Seal(LedgerAggregate):
+    """A seal on the event log: the chain digest up to a position, for auditors to keep outside."""
+
+    class Recorded(Aggregate.Created, LedgerAggregate.Event):
+        position: int
+        digest: str
+
+    @staticmethod
+    def create_id(position: int, **_: Any) -> UUID:
+        return seal_id(position)
+
+    @event(Recorded)
+    def __init__(self, position: int, digest: str, operator: str, effective: date) -> None:
+        self.position = position
+        self.digest = digest

@@ -206,6 +206,25 @@ def _actions() -> dict[str, Action]:
                 **kw,
             ),
         ),
+        "case.approve-legacy": Action(
+            {
+                "case": (_text, R),
+                "amount": (_money, R),
+                "first_month": (_month, R),
+                "approver": (_text, R),
+                "legacy_reference": (_text, R),
+                "covered": (_ids, O),
+            },
+            lambda app, f, **kw: app.approve_legacy(
+                f["case"],
+                amount_fen=f["amount"],
+                first_month=f["first_month"],
+                approver=f["approver"],
+                legacy_reference=f["legacy_reference"],
+                covered=f.get("covered"),
+                **kw,
+            ),
+        ),
         "case.reject": Action(
             {"case": (_text, R), "reason": (_text, R)},
             lambda app, f, **kw: app.reject(f["case"], f["reason"], **kw),

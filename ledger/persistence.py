@@ -17,10 +17,37 @@ from eventsourcing.utils import Environment
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore, transactions
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
-from sqlalchemy import event, insert, select
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, event, insert, select
 from sqlalchemy.orm import Session
 
+from ledger.chain import GENESIS, next_link
+
 SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def append_only_ddl(dialect: str, table: str) -> list[str]:
+    """Statements that make ``table`` append-only in the database itself (idempotent)."""
+    if dialect == "postgresql":
+        return [
+            """CREATE OR REPLACE FUNCTION ledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              RAISE EXCEPTION 'the ledger''s %% table is append-only: %% refused', TG_TABLE_NAME, TG_OP;
+            END $$""",
+            f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}",
+            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()",
+            f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",
+            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()",
+        ]
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, 'the ledger''s {table} table is append-only: UPDATE refused'); END",
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, 'the ledger''s {table} table is append-only: DELETE refused'); END",
+        ]
+    return []
 
 
 class LedgerFactory(SQLAlchemyFactory):
@@ -50,19 +77,44 @@ class LedgerFactory(SQLAlchemyFactory):
 
 
 class LedgerApplicationRecorder(SQLAlchemyApplicationRecorder):
-    """The stored-events recorder, with set-based SQL on the hot paths.
+    """The stored-events recorder, with set-based SQL on the hot paths, a hash chain and append-only tables.
 
     Appends are one multi-row INSERT ... RETURNING per transaction (not one ORM object
     per event) and an aggregate's events are read with a plain compiled SELECT. The
     table, the unique key (originator_id, originator_version) and the PostgreSQL
     table lock that keeps notification ids in commit order are unchanged.
+
+    Every append also extends the hash chain (``<events table>_chain``) in the same
+    transaction, and the database itself refuses UPDATE, DELETE and TRUNCATE on the
+    events and the chain (triggers, installed with the tables).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.chain_table = Table(
+            f"{self.events_table_name}_chain",
+            MetaData(),
+            Column("position", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
+            Column("link", String(64), nullable=False),
+        )
+
+    def create_table(self) -> None:
+        super().create_table()
+        engine = self.datastore.engine
+        assert engine is not None
+        self.chain_table.create(engine, checkfirst=True)
+        with engine.begin() as conn:
+            for table in (self.events_table_name, self.chain_table.name):
+                for statement in append_only_ddl(engine.dialect.name, table):
+                    conn.exec_driver_sql(statement)
 
     def _insert_stored_events(self, session: Session, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int]:
         if not stored_events:
             return []
         table = self.events_record_cls.__table__
         self._lock_table(session)
+        if session.get_bind().dialect.name == "sqlite":
+            return self._insert_sqlite(session, stored_events)
         rows = [
             {
                 "originator_id": e.originator_id,
@@ -76,7 +128,38 @@ class LedgerApplicationRecorder(SQLAlchemyApplicationRecorder):
             insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
         )
         ids = [r[0] for r in result]
+        # Extend the hash chain in the same transaction (the table lock on PostgreSQL and
+        # the write lock on SQLite are held, so no other append can interleave).
+        chain = self.chain_table
+        last = session.execute(select(chain.c.link).order_by(chain.c.position.desc()).limit(1)).scalar()
+        previous = bytes.fromhex(last) if last else GENESIS
+        chained = []
+        for i, e in zip(ids, stored_events):
+            previous = next_link(previous, i, e.originator_id, e.originator_version, e.topic, e.state)
+            chained.append({"position": i, "link": previous.hex()})
+        session.execute(insert(chain), chained)
         self._notify_channel(session)
+        return ids
+
+    def _insert_sqlite(self, session: Session, stored_events: Sequence[StoredEvent]) -> Sequence[int]:
+        """SQLite: plain executemany. The write lock is held from the first INSERT to the
+        commit, so the new rows take consecutive ids after the current maximum."""
+        table = self.events_record_cls.__table__.name
+        cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor.executemany(
+            f'INSERT INTO "{table}" (originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)',
+            [(e.originator_id.bytes, e.originator_version, e.topic, e.state) for e in stored_events],  # type: ignore[union-attr]
+        )
+        last = cursor.execute(f'SELECT MAX(id) FROM "{table}"').fetchone()[0]
+        ids = list(range(last - len(stored_events) + 1, last + 1))
+        row = cursor.execute(f'SELECT link FROM "{self.chain_table.name}" ORDER BY position DESC LIMIT 1').fetchone()
+        previous = bytes.fromhex(row[0]) if row else GENESIS
+        chained = []
+        for i, e in zip(ids, stored_events):
+            previous = next_link(previous, i, e.originator_id, e.originator_version, e.topic, e.state)
+            chained.append((i, previous.hex()))
+        cursor.executemany(f'INSERT INTO "{self.chain_table.name}" (position, link) VALUES (?, ?)', chained)
+        cursor.close()
         return ids
 
     def select_events(

@@ -67,6 +67,13 @@ def describe(kind: str, d: dict[str, Any]) -> str:
                 f"Approved {yuan(d['amount_fen'])} yuan a month for {_persons(d)} from {d['first_month']}{add_on}, "
                 f"on verification no. {d['verification_no']}"
             )
+        case "Case.LegacyApproved":
+            return (
+                f"Approval carried over from the legacy system ({d['legacy_reference']}, approved by {d['approver']}): "
+                f"{yuan(d['amount_fen'])} yuan a month for {_persons(d)} from {d['first_month']}"
+            )
+        case "Seal.Recorded":
+            return f"Record sealed up to position {d['position']}: digest {d['digest']}"
         case "Case.Rejected":
             return f"Rejected: {d['reason']}"
         case "Case.AmountAdjusted":

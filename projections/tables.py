@@ -27,6 +27,9 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+#: One row: the shape of the read models it holds (see :func:`schema_version`).
+schema = Table("rm_schema", MetaData(), Column("version", String(64), primary_key=True))
+
 BIG = BigInteger().with_variant(Integer(), "sqlite")
 #: ``to_idx`` of a period that has no end.
 OPEN_END = 10**7
@@ -127,6 +130,7 @@ verifications = Table(
     Column("assets_ok", Boolean, nullable=False),
     Column("passed", Boolean, nullable=False),
     Column("verifier", String(64), nullable=False),
+    Column("recorded_by", String(64), nullable=False),
     Column("verified_on", Date, nullable=False),
     Column("valid_until", Date, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
@@ -219,6 +223,7 @@ bank_lines = Table(
     Column("outcome", String(16), nullable=False),
     Column("problem", Text, nullable=False),
     Column("resolved", Text),
+    Column("resolved_at", DateTime(timezone=True)),
     Column("loaded_at", DateTime(timezone=True), nullable=False),
 )
 Index("rm_bank_line_by_ref", bank_lines.c.ref)
@@ -251,3 +256,15 @@ timeline = Table(
 )
 Index("rm_event_by_case", timeline.c.case_no)
 Index("rm_event_by_household", timeline.c.household_no)
+
+
+def schema_version() -> str:
+    """A digest of every read-model table's columns and indexes: changes when their shape does."""
+    import hashlib
+
+    parts = []
+    for table in metadata.sorted_tables:
+        cols = ",".join(f"{c.name}:{c.type!r}:{c.nullable}:{c.primary_key}" for c in table.columns)
+        idx = ",".join(sorted(f"{i.name}({','.join(c.name for c in i.columns)})" for i in table.indexes))
+        parts.append(f"{table.name}[{cols}][{idx}]")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()

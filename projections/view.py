@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from enum import Enum
 from typing import Any
 
@@ -25,11 +25,65 @@ from eventsourcing_sqlalchemy.recorders import SQLAlchemyTrackingRecorder
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from ledger.domain import BankFile, Case, Change, Household, Payment, PayrollBatch, Standard, fold_periods
+from ledger.domain import BankFile, Case, Change, Household, Payment, PayrollBatch, Seal, Standard, fold_periods
 from ledger.values import Month
 from projections import tables as t
 
 UPSTREAM = "Ledger"
+
+
+def _sqlite_datetime(v: Any) -> Any:
+    # Stored exactly as SQLAlchemy's SQLite DateTime stores it: the UTC wall time as text.
+    if v is None or isinstance(v, str):
+        return v
+    if v.tzinfo is not None:
+        v = v.astimezone(timezone.utc).replace(tzinfo=None)
+    text = v.isoformat(" ")
+    return text if v.microsecond else text + ".000000"
+
+
+def _sqlite_date(v: Any) -> Any:
+    return v.isoformat() if isinstance(v, date) else v
+
+
+def _sqlite_bool(v: Any) -> Any:
+    return int(v) if isinstance(v, bool) else v
+
+
+def _converters(table: Any) -> list[tuple[str, Callable[[Any], Any]]]:
+    out = []
+    for c in table.columns:
+        kind = type(c.type).__name__
+        if kind == "DateTime":
+            out.append((c.name, _sqlite_datetime))
+        elif kind == "Date":
+            out.append((c.name, _sqlite_date))
+        elif kind == "Boolean":
+            out.append((c.name, _sqlite_bool))
+    return out
+
+
+_CONVERTERS: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {}
+
+
+def insert_many(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows; on SQLite straight through the driver, the hot path of a rebuild."""
+    if not rows:
+        return
+    conn = session.connection()
+    if conn.dialect.name != "sqlite":
+        session.execute(insert(table), rows)
+        return
+    convs = _CONVERTERS.get(table.name)
+    if convs is None:
+        convs = _CONVERTERS[table.name] = _converters(table)
+    cols = [c.name for c in table.columns if c.name in rows[0]]
+    convs = [(c, f) for c, f in convs if c in rows[0]]
+    sql = f'INSERT INTO "{table.name}" ({", ".join(cols)}) VALUES ({", ".join(":" + c for c in cols)})'
+    data = [{**r, **{c: f(r[c]) for c, f in convs}} for r in rows] if convs else rows
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.executemany(sql, data)
+    cursor.close()
 
 
 class _Rows:
@@ -113,7 +167,7 @@ class _Rows:
                     *[self.table.c[k] == bindparam(f"k_{k}") for k in self.key]
                 )
                 self.session.execute(stmt, [{f"k_{n}": v for n, v in zip(self.key, k)} for k in existing])
-        self.session.execute(insert(self.table), [self.rows[k] for k in self.dirty])
+        insert_many(self.session, self.table, [self.rows[k] for k in self.dirty])
         self.in_db |= self.dirty
         self.dirty.clear()
 
@@ -234,15 +288,13 @@ class _Page:
     def flush(self) -> None:
         for rows in (self.households, self.members, self.cases, self.payments, self.batches, self.bank_lines):
             rows.flush()
-        if self.new_changes:
-            self.session.execute(insert(t.changes), self.new_changes)
+        insert_many(self.session, t.changes, self.new_changes)
         if self.closed_periods:
             self.session.execute(
                 update(t.periods).where(t.periods.c.id == bindparam("p_id")).values(known_to=bindparam("p_known_to")),
                 self.closed_periods,
             )
-        if self.new_periods:
-            self.session.execute(insert(t.periods), self.new_periods)
+        insert_many(self.session, t.periods, self.new_periods)
         for table, rows in (
             (t.verifications, self.verifications),
             (t.overpayments, self.overpayments),
@@ -250,8 +302,7 @@ class _Page:
             (t.standards, self.standards),
             (t.timeline, self.timeline),
         ):
-            if rows:
-                self.session.execute(insert(table), rows)
+            insert_many(self.session, table, rows)
 
 
 Handler = Callable[[_Page, Any, int], None]
@@ -274,6 +325,7 @@ class LedgerView(SQLAlchemyTrackingRecorder):
             Case.Applied: _case_applied,
             Case.Verified: _case_verified,
             Case.Approved: _case_decided,
+            Case.LegacyApproved: _case_decided,
             Case.AmountAdjusted: _case_decided,
             Case.Suspended: _case_decided,
             Case.Resumed: _case_decided,
@@ -292,15 +344,31 @@ class LedgerView(SQLAlchemyTrackingRecorder):
             PayrollBatch.Exported: _batch_changed,
             BankFile.Loaded: _bank_file_loaded,
             BankFile.ExceptionResolved: _bank_exception_resolved,
+            Seal.Recorded: _seal_recorded,
             Payment.Issued: _payment_issued,
             Payment.Settled: _payment_settled,
             Payment.Returned: _payment_returned,
         }
 
     def create_table(self) -> None:
+        """Create the read models; if their shape changed since they were built, start them afresh.
+
+        The read models are derived data: a new version of the ledger that changes a
+        table drops them all (and their position), and the next catch-up rebuilds them.
+        """
+        engine = self.datastore.engine
+        assert engine is not None
+        version = t.schema_version()
+        with engine.begin() as conn:
+            t.schema.create(conn, checkfirst=True)
+            stored = conn.execute(select(t.schema.c.version)).scalar()
+            if stored != version:
+                t.metadata.drop_all(conn, checkfirst=True)
+                self.tracking_table.drop(conn, checkfirst=True)
+                conn.execute(delete(t.schema))
+                conn.execute(insert(t.schema).values(version=version))
         super().create_table()
-        assert self.datastore.engine is not None
-        t.metadata.create_all(self.datastore.engine, checkfirst=True)
+        t.metadata.create_all(engine, checkfirst=True)
 
     def clear(self, session: Session) -> None:
         """Empty every read model and reset the position, inside the caller's transaction.
@@ -507,6 +575,7 @@ def _case_verified(page: _Page, e: Case.Verified, pos: int) -> None:
             "assets_ok": e.assets_ok,
             "passed": e.passed,
             "verifier": e.verifier,
+            "recorded_by": e.operator,
             "verified_on": e.effective,
             "valid_until": e.valid_until,
             "recorded_at": e.timestamp,
@@ -516,6 +585,7 @@ def _case_verified(page: _Page, e: Case.Verified, pos: int) -> None:
 
 _KINDS = {
     Case.Approved: "approved",
+    Case.LegacyApproved: "approved",
     Case.AmountAdjusted: "adjusted",
     Case.Suspended: "suspended",
     Case.Resumed: "resumed",
@@ -690,6 +760,7 @@ def _bank_file_loaded(page: _Page, e: BankFile.Loaded, pos: int) -> None:
                 "outcome": line["outcome"],
                 "problem": line["problem"],
                 "resolved": None,
+                "resolved_at": None,
                 "loaded_at": e.timestamp,
             }
         )
@@ -698,5 +769,9 @@ def _bank_file_loaded(page: _Page, e: BankFile.Loaded, pos: int) -> None:
 
 def _bank_exception_resolved(page: _Page, e: BankFile.ExceptionResolved, pos: int) -> None:
     row = page.bank_lines.touch(e.originator_id.hex, e.line)
-    row["resolved"] = e.note
+    row["resolved"], row["resolved_at"] = e.note, e.timestamp
     _timeline(page, e, pos, "bank-file", row["sha256"][:12], None, None)
+
+
+def _seal_recorded(page: _Page, e: Seal.Recorded, pos: int) -> None:
+    _timeline(page, e, pos, "seal", str(e.position), None, None)

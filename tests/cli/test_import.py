@@ -74,6 +74,10 @@ VALID: list[dict[str, Any]] = [
           valid_until="2023-02-28"),
     _line("grant.approve", DECIDER, "2023-01-12", case="T1", type="funeral", amount="2000", reason="funeral costs"),
     _line("grant.pay", CASHIER, "2023-01-13", case="T1"),
+    # L1: a case carried over from the legacy system as it stood there.
+    _line("case.apply", CLERK, "2023-01-14", case="L1", household="H3", programme="urban-dibao", channel="window"),
+    _line("case.approve-legacy", CLERK, "2023-01-14", case="L1", amount="600", first_month="2023-01",
+          approver="old.system", legacy_reference="MZ-2019-0042"),
 ]
 
 
@@ -96,7 +100,7 @@ def test_import_valid_file(db: str, tmp_path: Path) -> None:
     assert f"({n} events)" in last
 
     cases = {r["case_no"]: r for r in as_json(db, "case", "list")}
-    assert {k: v["status"] for k, v in cases.items()} == {"R1": "rejected", "T1": "paid", "U1": "terminated"}
+    assert {k: v["status"] for k, v in cases.items()} == {"L1": "active", "R1": "rejected", "T1": "paid", "U1": "terminated"}
     assert cases["U1"]["amount"] == "1200.50"
     assert [r["case_no"] for r in as_json(db, "case", "list", "--programme", "rural-dibao")] == ["R1"]
 
@@ -144,22 +148,22 @@ def test_import_from_standard_input(db: str) -> None:
 @pytest.mark.parametrize(
     "bad, message",
     [
-        ("{not json", "line 33: not valid JSON"),
-        ('["a list"]', "line 33: expected a JSON object"),
-        ('{"action": "case.fly", "operator": "x", "date": "2023-01-01"}', "line 33: field 'action': unknown action 'case.fly'"),
-        ('{"action": "case.reject", "date": "2023-01-01", "case": "U1", "reason": "r"}', "line 33: field 'operator' is missing"),
+        ("{not json", "line 35: not valid JSON"),
+        ('["a list"]', "line 35: expected a JSON object"),
+        ('{"action": "case.fly", "operator": "x", "date": "2023-01-01"}', "line 35: field 'action': unknown action 'case.fly'"),
+        ('{"action": "case.reject", "date": "2023-01-01", "case": "U1", "reason": "r"}', "line 35: field 'operator' is missing"),
         ('{"action": "case.reject", "operator": "x", "date": "2023-02-30", "case": "U1", "reason": "r"}',
-         "line 33: field 'date': invalid date"),
+         "line 35: field 'date': invalid date"),
         ('{"action": "case.reject", "operator": "x", "date": "2023-01-01", "case": "U1", "reason": "r", "colour": 1}',
-         "line 33: field 'colour' is not a field of case.reject"),
+         "line 35: field 'colour' is not a field of case.reject"),
         ('{"action": "payment.issue", "operator": "x", "date": "2023-07-01", "case": "U1", "month": "2023-7"}',
-         "line 33: field 'month': invalid month"),
+         "line 35: field 'month': invalid month"),
         ('{"action": "case.adjust", "operator": "x", "date": "2023-07-01", "case": "U1", "amount": 12.5, "from": "2023-07"}',
-         "line 33: field 'amount': invalid amount 12.5: give yuan as text or an integer, never a float"),
+         "line 35: field 'amount': invalid amount 12.5: give yuan as text or an integer, never a float"),
         ('{"action": "payment.issue", "operator": "x", "date": "2023-07-01", "case": "U1", "month": "2023-06"}',
-         "line 33 (payment.issue): case U1 is already paid for 2023-06"),
+         "line 35 (payment.issue): case U1 is already paid for 2023-06"),
         ('{"action": "case.verify", "operator": "x", "date": "2023-07-01", "case": "U1", "income": "1", "assets_ok": "yes",'
-         ' "verifier": "x", "valid_until": "2023-12-31"}', "line 33: field 'assets_ok': expected true or false"),
+         ' "verifier": "x", "valid_until": "2023-12-31"}', "line 35: field 'assets_ok': expected true or false"),
     ],
 )
 def test_import_is_all_or_nothing(db: str, tmp_path: Path, bad: str, message: str) -> None:
