@@ -39,8 +39,7 @@ def render_account(s: dict[str, Any]) -> str:
         + ("  [single-person inclusion]" if s["single_person"] else ""),
         f"Household {h['household']}  {h['community']}  payee {h['payee_name']} {h['payee_account']}",
         f"Status on {s['on']}: {s['status']}"
-        + (f"  monthly {yuan(s['monthly_amount_fen'])} yuan for {s['persons']} persons" if s.get("monthly_amount_fen") else "")
-        + (f"  (as known at {s['known_at']})" if s["known_at"] else ""),
+        + (f"  monthly {yuan(s['monthly_amount_fen'])} yuan for {s['persons']} persons" if s.get("monthly_amount_fen") else ""),
     ]
     if s.get("grant"):
         g = s["grant"]
@@ -77,7 +76,8 @@ def render_account(s: dict[str, Any]) -> str:
 
 @account.command("show")
 @click.argument("case_no", metavar="CASE")
-@click.option("--on", "on", type=DATE, default=None, help="State on this date (effective time). Default: today.")
+@click.option("--on", "on", type=DATE, default=None,
+              help="State on this date (effective time). Default: today, or the date of --known-at.")
 @click.option("--known-at", type=TIMESTAMP, default=None, help="Only events recorded by this moment (recorded time).")
 @format_option(("table", "json"))
 @pass_ledger
@@ -94,8 +94,10 @@ def show(ledger: Ledger, case_no: str, on: date | None, known_at: datetime | Non
     """
     from projections.queries import account_state
 
+    if known_at is not None:
+        click.echo(f"as the record stood at {known_at.isoformat()}", err=True)
     with ledger.read() as conn:
-        state = account_state(conn, case_no, on or date.today(), known_at)
+        state = account_state(conn, case_no, on or (known_at.date() if known_at else date.today()), known_at)
     if fmt == "json":
         emit_json(_money_fields(state))
     else:

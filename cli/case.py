@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import click
 
 from cli.context import Ledger, date_option, operator_option, pass_ledger
 from cli.output import emit_csv, emit_json, format_option, table
-from cli.types import DATE, ID_NUMBER, MONEY, MONTH, EnumChoice, MoneyType
+from cli.types import DATE, ID_NUMBER, MONEY, MONTH, TIMESTAMP, EnumChoice, MoneyType
 from ledger.values import Channel, Month, Programme, yuan, yuan_plain
 
-STATUSES = ["applied", "active", "suspended", "terminated", "rejected", "granted", "paid"]
+STATUSES = ["applied", "active", "suspended", "terminated", "rejected", "granted", "paid", "approved, not yet started"]
 
 covered_option = click.option(
     "--cover", "covered", type=ID_NUMBER, multiple=True,
@@ -210,10 +210,12 @@ def terminate(ledger: Ledger, case_no: str, reason: str, from_month: Month, oper
 @click.option("--household", default=None, help="Only this household's cases.")
 @click.option("--community", default=None, help="Only cases of households in this community or village.")
 @click.option("--limit", type=click.IntRange(min=1, max=10**9), default=None, help="At most this many cases.")
+@click.option("--on", "on", type=DATE, default=None, help="Status and amount in force on this date (effective time).")
+@click.option("--known-at", type=TIMESTAMP, default=None, help="As the record stood at this moment (recorded time).")
 @format_option()
 @pass_ledger
 def list_(ledger: Ledger, programme: str | None, status: str | None, household: str | None, community: str | None,
-          limit: int | None, fmt: str) -> None:
+          limit: int | None, on: date | None, known_at: datetime | None, fmt: str) -> None:
     """List cases with their status and current monthly amount.
 
     \b
@@ -224,7 +226,8 @@ def list_(ledger: Ledger, programme: str | None, status: str | None, household: 
     from projections.queries import case_list
 
     with ledger.read() as conn:
-        rows = case_list(conn, programme=programme, status=status, household=household, community=community, limit=limit)
+        rows = case_list(conn, programme=programme, status=status, household=household, community=community, limit=limit,
+                         on=on, known_at=known_at)
     headers = ["case", "household", "community", "programme", "channel", "status", "amount", "persons", "first_month", "applied_on"]
     if fmt == "json":
         emit_json([dict(r, amount=yuan_plain(r.pop("amount_fen"))) for r in rows])

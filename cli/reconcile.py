@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 
 import click
 
 from cli.context import Ledger, pass_ledger
 from cli.output import emit_csv, emit_json, format_option, table
-from cli.types import MONTH
+from cli.types import MONTH, TIMESTAMP
 from ledger.values import Month, yuan, yuan_plain
 
 COLUMNS = ["ref", "case", "month", "amount", "events", "read_model", "bank", "class", "note"]
@@ -18,9 +19,10 @@ COLUMNS = ["ref", "case", "month", "amount", "events", "read_model", "bank", "cl
 @click.option("--month", type=MONTH, default=None, help="Reconcile the payments for this benefit month.")
 @click.option("--batch", default=None, help="Reconcile the payments of this payroll batch.")
 @click.option("--all", "show_all", is_flag=True, help="List every line in the table, not only the exceptions.")
+@click.option("--known-at", type=TIMESTAMP, default=None, help="As the record stood at this moment (recorded time).")
 @format_option()
 @pass_ledger
-def reconcile(ledger: Ledger, month: Month | None, batch: str | None, show_all: bool, fmt: str) -> None:
+def reconcile(ledger: Ledger, month: Month | None, batch: str | None, show_all: bool, known_at: datetime | None, fmt: str) -> None:
     """Three-way reconciliation: what the events say was issued, settled and returned, what the
     read models count as paid, and what the bank's results say.
 
@@ -38,7 +40,7 @@ def reconcile(ledger: Ledger, month: Month | None, batch: str | None, show_all: 
     if (month is None) == (batch is None):
         raise click.UsageError("give exactly one of --month and --batch")
     with ledger.read() as conn:
-        rec = run(ledger.app, conn, month, batch)
+        rec = run(ledger.app, conn, month, batch, known_at)
     rows = [[x["ref"], x["case"], x["month"], "" if x["amount_fen"] is None else yuan_plain(x["amount_fen"]), x["events"],
              x["read_model"], x["bank"], x["class"], x["note"]] for x in rec.lines]
     if fmt == "json":

@@ -15,7 +15,7 @@ from ledger.values import Month, yuan, yuan_plain
 LABELS = {
     "en": {
         "title": "Social assistance statistics, benefit months {first} to {last}; caseload on {on}",
-        "known": " (as known at {known})",
+        "known": "as the record stood at {known}",
         "urban-dibao": "urban dibao",
         "rural-dibao": "rural dibao",
         "dibao": "urban and rural dibao",
@@ -26,7 +26,7 @@ LABELS = {
     },
     "zh": {
         "title": "社会救助统计 {first} 至 {last}(在保截至 {on})",
-        "known": "(按 {known} 时的记录)",
+        "known": "按 {known} 时的记录",
         "urban-dibao": "城市低保",
         "rural-dibao": "农村低保",
         "dibao": "城乡低保合计",
@@ -96,6 +96,8 @@ def statistics(ledger: Ledger, first: Month, last: Month, on: date | None, known
     if last < first:
         raise click.BadParameter(f"--to {last} is before --from {first}", param_hint="'--to'")
     on = on or last.last_day()
+    if known_at is not None:
+        click.echo(LABELS[lang]["known"].format(known=known_at.isoformat()), err=True)
     with ledger.read() as conn:
         s = query(conn, first, last, on, known_at)
     L = LABELS[lang]
@@ -104,8 +106,5 @@ def statistics(ledger: Ledger, first: Month, last: Month, on: date | None, known
     elif fmt == "csv":
         emit_csv(L["headers"], statistics_rows(s, lang, yuan_plain, str))
     else:
-        title = L["title"].format(first=first, last=last, on=on.isoformat())
-        if known_at:
-            title += L["known"].format(known=known_at.isoformat())
-        click.echo(title)
+        click.echo(L["title"].format(first=first, last=last, on=on.isoformat()))
         click.echo(table(L["headers"], statistics_rows(s, lang), right=list(range(1, 9))))

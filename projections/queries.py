@@ -112,15 +112,29 @@ def case_list(
     community: str | None = None,
     area: str | None = None,
     limit: int | None = None,
+    on: date | None = None,
+    known_at: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    """Cases with their current status and amount, filtered; ordered by case number."""
+    """Cases with their status and monthly amount, filtered; ordered by case number.
+
+    Without ``on`` and ``known_at`` the status is the case's latest; with them, the
+    status and amount in force in ``on``'s benefit month as the record stood at
+    ``known_at``.
+    """
     c = t.cases
-    q = select(c).order_by(c.c.case_no)
-    for col, value in ((c.c.programme, programme), (c.c.status, status), (c.c.household_no, household), (c.c.community, community), (c.c.area, area)):
+    q = select(c).where(_known(c.c.applied_at, conn, known_at)).order_by(c.c.case_no)
+    for col, value in ((c.c.programme, programme), (c.c.household_no, household), (c.c.community, community), (c.c.area, area)):
         if value:
             q = q.where(col == value)
+    if status and on is None and known_at is None:
+        q = q.where(c.c.status == status)
+    rows = [dict(r) for r in conn.execute(q).mappings()]
+    if on is not None or known_at is not None:
+        _as_of(conn, rows, Month.of(on or (known_at.date() if known_at else date.today())), known_at)
+        if status:
+            rows = [r for r in rows if r["status"] == status]
     if limit:
-        q = q.limit(limit)
+        rows = rows[:limit]
     return [
         {
             "case_no": r["case_no"],
@@ -136,8 +150,48 @@ def case_list(
             "first_month": str(Month.from_index(r["first_idx"])) if r["first_idx"] is not None else None,
             "applied_on": r["applied_on"].isoformat(),
         }
-        for r in conn.execute(q).mappings()
+        for r in rows
     ]
+
+
+def _as_of(conn: Connection, rows: list[dict[str, Any]], month: Month, known_at: datetime | None) -> None:
+    """Replace each case's status, amount and persons by those in force in ``month`` as known at ``known_at``."""
+    p = t.periods
+    in_force = {
+        r["case_no"]: r
+        for r in conn.execute(
+            select(p).where(p.c.from_idx <= month.index, p.c.to_idx > month.index, _periods_known(conn, known_at))
+        ).mappings()
+    }
+    tl = t.timeline
+    lifecycle: dict[str, str] = {}
+    first: dict[str, int] = {}
+    for case_no, kind, text in conn.execute(
+        select(tl.c.case_no, tl.c.kind, tl.c.detail)
+        .where(tl.c.subject == "case", tl.c.kind.in_(
+            ["Case.Rejected", "Case.GrantApproved", "Case.GrantPaid", "Case.Approved", "Case.LegacyApproved"]),
+            _known(tl.c.recorded_at, conn, known_at))
+        .order_by(tl.c.position)
+    ):
+        if kind in ("Case.Approved", "Case.LegacyApproved"):
+            first[case_no] = Month.parse(detail(text)["first_month"]).index
+        else:
+            lifecycle[case_no] = {"Case.Rejected": "rejected", "Case.GrantApproved": "granted", "Case.GrantPaid": "paid"}[kind]
+    for r in rows:
+        period = in_force.get(r["case_no"])
+        r["first_idx"] = first.get(r["case_no"])
+        if period is not None:
+            r["status"], r["amount_fen"], r["persons"] = period["status"], period["amount_fen"], period["persons"]
+            if period["status"] == "terminated":
+                r["amount_fen"], r["persons"] = 0, 0
+            continue
+        if r["case_no"] in first:
+            r["status"] = "approved, not yet started" if month.index < first[r["case_no"]] else "applied"
+            r["amount_fen"], r["persons"] = 0, 0
+        else:
+            r["status"] = lifecycle.get(r["case_no"], "applied")
+            if r["status"] == "applied":
+                r["amount_fen"], r["persons"] = 0, 0
 
 
 # --------------------------------------------------------------------------- account
@@ -149,12 +203,9 @@ def account_state(conn: Connection, case_no: str, on: date, known_at: datetime |
     if c is None or (known_at is not None and _aware(_first_recorded(conn, case_no)) > _aware(known_at)):  # type: ignore[operator]
         raise NotFound(f"no case {case_no}")
     month = Month.of(on)
-    h = household(conn, c["household_no"])
-    covered_ids = json.loads(c["covered"]) or ([c["single_person"]] if c["single_person"] else [])
-    members = {
-        m["id_number"]: m
-        for m in conn.execute(select(t.members).where(t.members.c.household_no == c["household_no"])).mappings()
-    }
+    h, members = household_as_known(conn, c["household_no"], known_at)
+    facts = _case_facts(conn, case_no, known_at)
+    covered_ids = facts["covered"] or ([c["single_person"]] if c["single_person"] else [])
     timeline = [
         {
             "position": e["position"],
@@ -176,7 +227,6 @@ def account_state(conn: Connection, case_no: str, on: date, known_at: datetime |
         "area": c["area"],
         "channel": c["channel"],
         "on": on.isoformat(),
-        "known_at": known_at.isoformat() if known_at else None,
         "household": {k: h[k] for k in ("household", "community", "area", "payee_name", "payee_account")},
         "covered": [
             {
@@ -189,19 +239,76 @@ def account_state(conn: Connection, case_no: str, on: date, known_at: datetime |
         ],
         "single_person": bool(c["single_person"]),
         "applied_on": c["applied_on"].isoformat(),
-        "first_month": str(Month.from_index(c["first_idx"])) if c["first_idx"] is not None else None,
+        "first_month": facts["first_month"],
         "timeline": timeline,
     }
     if c["programme"] == "temporary":
         state.update(_grant_account(c, on, known_at))
     else:
-        state.update(_monthly_account(conn, c, on, month, known_at))
+        state.update(_monthly_account(conn, c, on, month, known_at, facts["status"]))
     totals = state["totals"]
     # What the household is owed (positive) or owes (negative), all told.
     balance = totals["arrears_fen"] - totals["debt_fen"]
     totals["balance_fen"] = balance
     totals["balance"] = "owed to the household" if balance > 0 else ("owed by the household" if balance < 0 else "settled")
     return state
+
+
+def _case_facts(conn: Connection, case_no: str, known_at: datetime | None) -> dict[str, Any]:
+    """What the record said about a case's decisions at ``known_at``: persons covered, first month, status."""
+    facts: dict[str, Any] = {"covered": [], "first_month": None, "status": "applied"}
+    for kind, text in conn.execute(
+        select(t.timeline.c.kind, t.timeline.c.detail)
+        .where(t.timeline.c.case_no == case_no, t.timeline.c.subject == "case", _known(t.timeline.c.recorded_at, conn, known_at))
+        .order_by(t.timeline.c.position)
+    ):
+        d = detail(text)
+        if kind in ("Case.Approved", "Case.LegacyApproved"):
+            facts.update(covered=d["covered"], first_month=d["first_month"], status="active")
+        elif kind == "Case.AmountAdjusted":
+            facts["covered"] = d["covered"]
+        elif kind == "Case.Rejected":
+            facts["status"] = "rejected"
+        elif kind in ("Case.Suspended", "Case.Resumed", "Case.Terminated"):
+            facts["status"] = {"Case.Suspended": "suspended", "Case.Resumed": "active", "Case.Terminated": "terminated"}[kind]
+    return facts
+
+
+def household_as_known(conn: Connection, number: str, known_at: datetime | None) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """A household and its members as the record stood at ``known_at`` (now, if None)."""
+    if known_at is None:
+        h = household(conn, number)
+        members = {
+            m["id_number"]: dict(m)
+            for m in conn.execute(select(t.members).where(t.members.c.household_no == number)).mappings()
+        }
+        return h, members
+    h: dict[str, Any] | None = None  # type: ignore[no-redef]
+    members: dict[str, dict[str, Any]] = {}  # type: ignore[no-redef]
+    for kind, text in conn.execute(
+        select(t.timeline.c.kind, t.timeline.c.detail)
+        .where(t.timeline.c.household_no == number, t.timeline.c.subject == "household",
+               _known(t.timeline.c.recorded_at, conn, known_at))
+        .order_by(t.timeline.c.position)
+    ):
+        d = detail(text)
+        if kind == "Household.Registered":
+            h = {"household": number, "community": d["community"], "area": d["area"],
+                 "payee_name": d["payee_name"], "payee_account": mask_account(d["payee_account"])}
+            members = {m["id_number"]: dict(m, status="present") for m in d["members"]}
+        elif h is None:
+            continue
+        elif kind == "Household.MemberAdded":
+            members[d["member"]["id_number"]] = dict(d["member"], status="present")
+        elif kind in ("Household.MemberRemoved", "Household.MemberDeceased"):
+            members[d["id_number"]]["status"] = "removed" if kind == "Household.MemberRemoved" else "deceased"
+        elif kind == "Household.AreaChanged":
+            h["area"] = d["area"]
+        elif kind == "Household.AccountChanged":
+            h.update(payee_name=d["payee_name"], payee_account=mask_account(d["payee_account"]))
+    if h is None:
+        raise NotFound(f"no household {number}")
+    return h, members
 
 
 def _first_recorded(conn: Connection, case_no: str) -> datetime | None:
@@ -238,7 +345,7 @@ def _grant_account(c: Any, on: date, known_at: datetime | None) -> dict[str, Any
     }
 
 
-def _monthly_account(conn: Connection, c: Any, on: date, month: Month, known_at: datetime | None) -> dict[str, Any]:
+def _monthly_account(conn: Connection, c: Any, on: date, month: Month, known_at: datetime | None, lifecycle: str) -> dict[str, Any]:
     p = t.periods
     periods = list(
         conn.execute(
@@ -312,7 +419,7 @@ def _monthly_account(conn: Connection, c: Any, on: date, month: Month, known_at:
     elif periods and month.index < periods[0]["from_idx"]:
         status = "approved, not yet started"
     else:
-        status = c["status"] if c["status"] in ("applied", "rejected") and not periods else "applied"
+        status = lifecycle if lifecycle in ("applied", "rejected") else "applied"
     refunded = sum(r["amount_fen"] for r in recoveries if r["method"] == "refund")
     recovered = sum(r["amount_fen"] for r in recoveries)
     established = sum(overpaid.values())
@@ -401,7 +508,6 @@ def statistics(conn: Connection, first: Month, last: Month, on: date, known_at: 
     out: dict[str, Any] = {
         "period": {"from": str(first), "to": str(last)},
         "on": on.isoformat(),
-        "known_at": known_at.isoformat() if known_at else None,
         "programmes": {},
     }
     for prog in MONTHLY:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from eventsourcing.application import project_aggregate
 from eventsourcing.utils import get_topic
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
@@ -24,6 +26,7 @@ from ledger.domain import Payment, payment_id
 from ledger.errors import InvalidInput
 from ledger.values import Month
 from projections import tables as t
+from projections.queries import _known, _moment
 
 ISSUED_TOPIC = get_topic(Payment.Issued)
 
@@ -44,7 +47,7 @@ class Reconciliation:
         return ev == rm and not self.exceptions
 
 
-def _issued_in_log(app: LedgerApp, month: Month | None, batch: str | None, page: int = 5000) -> Iterator[Any]:
+def _issued_in_log(app: LedgerApp, month: Month | None, batch: str | None, known_at: datetime | None, page: int = 5000) -> Iterator[Any]:
     """Payment issues of the month or batch, straight from the stored events."""
     position = 0
     head = app.recorder.max_notification_id() or 0
@@ -56,28 +59,58 @@ def _issued_in_log(app: LedgerApp, month: Month | None, batch: str | None, page:
             return
         for n in notes:
             e = mapper.to_domain_event(n)
+            if known_at is not None and e.timestamp > known_at:
+                continue
             if (month is None or e.month == month) and (batch is None or e.batch == batch):  # type: ignore[attr-defined]
                 yield e
         position = notes[-1].id
 
 
-def reconcile(app: LedgerApp, conn: Connection, month: Month | None = None, batch: str | None = None) -> Reconciliation:
-    """Reconcile one benefit month or one payroll batch, line by line and in total."""
+def _payments_as_known(app: LedgerApp, refs: list[str], known_at: datetime | None) -> dict[str, Any]:
+    """The payments' state from their own events (recorded by ``known_at``, if given)."""
+    ids = {r: payment_id(*parse_payment_ref(r)) for r in refs}
+    if known_at is None:
+        w = app.unit_of_work()
+        w.preload(ids.values())
+        return {r: w.find(i) for r, i in ids.items()}
+    stored = app.recorder.select_events_many(list(ids.values()))  # type: ignore[attr-defined]
+    out = {}
+    for r, i in ids.items():
+        events = [app.mapper.to_domain_event(se) for se in stored.get(i, [])]
+        out[r] = project_aggregate(None, [e for e in events if e.timestamp <= known_at])
+    return out
+
+
+def reconcile(
+    app: LedgerApp, conn: Connection, month: Month | None = None, batch: str | None = None, known_at: datetime | None = None
+) -> Reconciliation:
+    """Reconcile one benefit month or one payroll batch, line by line and in total (as known at ``known_at``)."""
     scope = f"batch {batch}" if batch else f"month {month}"
-    refs = [e.ref for e in _issued_in_log(app, month, batch)]
-    w = app.unit_of_work()
-    w.preload(payment_id(*parse_payment_ref(r)) for r in refs)
-    events = {r: w.find(payment_id(*parse_payment_ref(r))) for r in refs}
+    refs = [e.ref for e in _issued_in_log(app, month, batch, known_at)]
+    events = _payments_as_known(app, refs, known_at)
 
     pay = t.payments
-    q = select(pay)
+    q = select(pay).where(_known(pay.c.issued_at, conn, known_at))
     q = q.where(pay.c.batch == batch) if batch else q.where(pay.c.month_idx == month.index)  # type: ignore[union-attr]
     rm = {r["ref"]: dict(r) for r in conn.execute(q).mappings()}
+    if known_at is not None:
+        k = _moment(conn, known_at)
+        for r in rm.values():
+            r["status"] = (
+                "returned" if r["returned_at"] is not None and r["returned_at"] <= k
+                else "settled" if r["settled_at"] is not None and r["settled_at"] <= k
+                else "issued"
+            )
 
     bank: dict[str, list[dict[str, Any]]] = {}
     stray: list[dict[str, Any]] = []
-    for r in conn.execute(select(t.bank_lines).order_by(t.bank_lines.c.loaded_at, t.bank_lines.c.line)).mappings():
+    bl = t.bank_lines
+    for r in conn.execute(
+        select(bl).where(_known(bl.c.loaded_at, conn, known_at)).order_by(bl.c.loaded_at, bl.c.line)
+    ).mappings():
         row = dict(r)
+        if known_at is not None and row["resolved_at"] is not None and row["resolved_at"] > _moment(conn, known_at):
+            row["resolved"] = None
         if row["ref"] in events or row["ref"] in rm:
             bank.setdefault(row["ref"], []).append(row)
         elif row["outcome"] == "exception" and not row["resolved"] and _in_scope(row["ref"], month, batch):

@@ -76,6 +76,7 @@ cases = Table(
     Column("status", String(16), nullable=False),
     Column("reason", Text, nullable=False),
     Column("applied_on", Date, nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
     Column("first_idx", Integer),
     Column("amount_fen", BIG, nullable=False),
     Column("persons", Integer, nullable=False),

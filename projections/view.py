@@ -548,6 +548,7 @@ def _case_applied(page: _Page, e: Case.Applied, pos: int) -> None:
             "status": "applied",
             "reason": "",
             "applied_on": e.effective,
+            "applied_at": e.timestamp,
             "first_idx": None,
             "amount_fen": 0,
             "persons": 0,
