@@ -56,7 +56,7 @@ def run(ledger: Ledger, month: Month, programme: str | None, chunk: int, operato
         return
     verb = "resumed" if result.resumed else "created"
     click.echo(f"batch {result.batch} {verb}: {len(result.issued):,} payments issued")
-    rows = [[k, t["payments"], t["persons"], yuan(t["gross_fen"]), yuan(t["offset_fen"]), yuan(t["amount_fen"])]
+    rows = [[k, f"{t['payments']:,}", f"{t['persons']:,}", yuan(t["gross_fen"]), yuan(t["offset_fen"]), yuan(t["amount_fen"])]
             for k, t in sorted(result.totals.items())]
     if rows:
         click.echo(table(["programme/area", "payments", "persons", "gross", "offset", "to the bank"], rows, right=[1, 2, 3, 4, 5]))

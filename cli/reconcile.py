@@ -49,8 +49,8 @@ def reconcile(ledger: Ledger, month: Month | None, batch: str | None, show_all: 
         emit_csv(COLUMNS, rows)
     else:
         counts = Counter(x["class"] for x in rec.lines)
-        click.echo(f"Reconciliation of {rec.scope}: {len(rec.lines)} lines, "
-                   + ", ".join(f"{counts[k]} {k}" for k in ("matched", "outstanding", "returned", "exception")))
+        click.echo(f"Reconciliation of {rec.scope}: {len(rec.lines):,} lines, "
+                   + ", ".join(f"{counts[k]:,} {k}" for k in ("matched", "outstanding", "returned", "exception")))
         click.echo(table(
             ["side", "issued", "settled", "returned", "outstanding", "offset"],
             [[name, yuan(s["issued_fen"]), yuan(s["settled_fen"]), yuan(s["returned_fen"]), yuan(s["outstanding_fen"]),

@@ -83,6 +83,10 @@ def test_readme_examples_run_as_shown(tmp_path: Path) -> None:
             actual = run.stdout.rstrip("\n")
             new_block.append(f"$ {command}")
             new_block.extend(actual.split("\n") if actual else [])
+            # A command is expected to fail only where its transcript shows the error.
+            expected_failure = any(line.startswith("Error:") for line in expected)
+            if not update or not expected_failure:
+                assert run.returncode == 0 or expected_failure, f"README line {start}: $ {command}\n{run.stderr}"
             if not update:
                 assert "Traceback" not in run.stderr + run.stdout, f"{command}\n{run.stderr}"
                 assert normalise(actual) == normalise("\n".join(expected)), f"README line {start}: $ {command}"
@@ -91,3 +95,12 @@ def test_readme_examples_run_as_shown(tmp_path: Path) -> None:
         for start, end, new_block in reversed(replacements):
             lines[start:end] = new_block
         README.write_text("\n".join(lines), encoding="utf-8")
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    """CI runs exactly the test command the README gives."""
+    text = README.read_text(encoding="utf-8")
+    block = text.split("The tests (", 1)[1].split("```sh", 1)[1].split("```", 1)[0].strip()
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert block == "python -m pytest"
+    assert "\n" + block + "\n" in ci
