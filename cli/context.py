@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+import eventsourcing.persistence
+import sqlalchemy.exc
 from sqlalchemy.engine import Connection
 
 from ledger.application import LedgerApp
@@ -43,7 +45,13 @@ class Ledger:
 
         behind = self.projections.head() - self.projections.view.position()
         progress = progress_printer("catching up read models") if behind > 5000 and not self.quiet else None
-        self.projections.catch_up(progress)
+        try:
+            self.projections.catch_up(progress)
+        except (sqlalchemy.exc.ProgrammingError, eventsourcing.persistence.ProgrammingError) as e:
+            # A read-only role (an auditor's) cannot move the read models; read them as they stand.
+            if "permission denied" not in str(e):
+                raise
+            click.echo(f"warning: read-only access; the read models are {behind:,} events behind the log", err=True)
         engine = self.app.factory.datastore.engine  # type: ignore[attr-defined]
         with engine.connect() as conn:
             yield conn

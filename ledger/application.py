@@ -555,6 +555,27 @@ class LedgerApp(FinanceCommands, Application):
             delivered = Payment.delivered(self.issues(w, c.case_no, m))
             if delivered or m in c.overpaid:
                 c.true_up(m, delivered, cause, operator=operator, effective=effective)
+        self._release_excess_recovery(w, c, operator, effective)
+
+    def _release_excess_recovery(self, w: UnitOfWork, c: Case, operator: str, effective: date) -> None:
+        """Give back offsets that recovered more debt than is now owed (the debt was cancelled later).
+
+        Newest offsets first: each released part of a payment's month is owed again, and
+        the next payroll pays it in cash.
+        """
+        excess = -c.debt_fen
+        for ref in reversed(list(c.offsets)):
+            if excess <= 0:
+                break
+            p = self._payment(w, ref)
+            if not p.is_net:
+                continue
+            take = min(excess, c.offsets[ref], p.offset_fen)
+            if take <= 0:
+                continue
+            p.release_offset(take, operator=operator, effective=effective)
+            c.reverse_recovery(take, ref, operator=operator, effective=effective)
+            excess -= take
 
     def issue_payment(
         self,
@@ -614,6 +635,7 @@ class LedgerApp(FinanceCommands, Application):
                 c.reverse_recovery(p.offset_fen, p.ref, operator=operator, effective=effective)
             delivered = Payment.delivered(self.issues(w, p.case_no, p.month))
             c.true_up(p.month, delivered, f"bank returned {p.ref}", operator=operator, effective=effective)
+            self._release_excess_recovery(w, c, operator, effective)
 
         self.run(command, uow)
 

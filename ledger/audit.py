@@ -319,6 +319,8 @@ def explain_payment(app: LedgerApp, ref: str) -> dict[str, Any]:
                 flags.append(f"verification no. {decision.verification_no} did not pass")
             if v.valid_until < decision.effective:
                 flags.append(f"verification no. {decision.verification_no} had expired ({v.valid_until}) when the decision was made")
+            if v.effective > decision.effective:
+                flags.append(f"verification no. {decision.verification_no} is dated after the decision ({v.effective})")
             if v.timestamp > decision.timestamp:
                 flags.append("the verification was recorded after the decision")
             if approver in (v.verifier, v.operator):
@@ -336,7 +338,7 @@ def explain_payment(app: LedgerApp, ref: str) -> dict[str, Any]:
                              **(step(last, from_month=str(last.from_month)) if last else {})}
         if decision is not None:
             ceiling = amount_std * len(decision.covered) + getattr(decision, "add_on_fen", 0)
-            if payment.gross_fen > ceiling and payment.kind == "regular":
+            if payment.gross_fen > ceiling and payment.kind != "top-up":
                 flags.append(f"the amount is above the standard in force ({yuan(amount_std)} yuan x {len(decision.covered)} persons)")
     period = case.period_at(month)
     if period is None or period.status != "active":

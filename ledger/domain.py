@@ -511,6 +511,7 @@ class Case(LedgerAggregate):
         self.overpaid: dict[Month, int] = {}
         self.recovered_fen = 0
         self.refunded_fen = 0
+        self.offsets: dict[str, int] = {}  # payment reference -> debt it is recovering
 
     # ------------------------------------------------------------------ queries
     @property
@@ -1018,6 +1019,11 @@ class Case(LedgerAggregate):
     @event(RecoveryReversed)
     def _recovery_reversed(self, amount_fen: int, reference: str, operator: str, effective: date) -> None:
         self.recovered_fen -= amount_fen
+        left = self.offsets.get(reference, 0) - amount_fen
+        if left > 0:
+            self.offsets[reference] = left
+        else:
+            self.offsets.pop(reference, None)
 
     @event(OverpaymentEstablished)
     def _overpayment_established(self, month: Month, amount_fen: int, cause: str, operator: str, effective: date) -> None:
@@ -1034,6 +1040,8 @@ class Case(LedgerAggregate):
         self.recovered_fen += amount_fen
         if method == "refund":
             self.refunded_fen += amount_fen
+        else:
+            self.offsets[reference] = self.offsets.get(reference, 0) + amount_fen
 
     def check_payable(self, month: Month) -> Period:
         """Rule 3: the case must be active in ``month`` as far as the ledger knows now."""
@@ -1083,6 +1091,11 @@ class Payment(LedgerAggregate):
 
     class Returned(LedgerAggregate.Event):
         reason: str
+
+    class OffsetReleased(LedgerAggregate.Event):
+        """Part of an offset given back: the debt it cleared was cancelled, so that part of the month is owed again."""
+
+        amount_fen: int
 
     @staticmethod
     def create_id(case_no: str, month: Month, issue_no: int, **_: Any) -> UUID:
@@ -1214,6 +1227,16 @@ class Payment(LedgerAggregate):
         self.status = "returned"
         self.return_reason = reason
 
+    def release_offset(self, amount_fen: int, *, operator: str, effective: date) -> None:
+        if not 0 < amount_fen <= self.offset_fen:
+            raise InvalidInput(f"payment {self.ref} offset {yuan(self.offset_fen)} yuan; cannot release {yuan(amount_fen)}")
+        self._offset_released(amount_fen=amount_fen, operator=operator, effective=effective)
+
+    @event(OffsetReleased)
+    def _offset_released(self, amount_fen: int, operator: str, effective: date) -> None:
+        self.gross_fen -= amount_fen
+        self.offset_fen -= amount_fen
+
 
 # --------------------------------------------------------------------------- payroll batches and bank files
 
@@ -1273,6 +1296,7 @@ class PayrollBatch(LedgerAggregate):
         self.programme = programme
         self.run_no = run_no
         self.started_by = operator
+        self.run_by = {operator}
         self.refs: list[str] = []
         self.totals: dict[str, dict[str, int]] = {}
         self.status = "open"
@@ -1287,6 +1311,7 @@ class PayrollBatch(LedgerAggregate):
 
     @event(PaymentsAdded)
     def _payments_added(self, refs: list[str], totals: dict[str, dict[str, int]], operator: str, effective: date) -> None:
+        self.run_by.add(operator)
         self.refs.extend(refs)
         for key, t in totals.items():
             mine = self.totals.setdefault(key, {})
@@ -1300,6 +1325,7 @@ class PayrollBatch(LedgerAggregate):
 
     @event(Completed)
     def _completed(self, operator: str, effective: date) -> None:
+        self.run_by.add(operator)
         self.status = "completed"
 
     def approve(self, *, operator: str, effective: date) -> None:
@@ -1307,7 +1333,7 @@ class PayrollBatch(LedgerAggregate):
             raise InvalidTransition(f"batch {self.ref} is still open (its run did not finish); run the payroll again first")
         if self.status != "completed":
             raise InvalidTransition(f"batch {self.ref} is already {self.status}")
-        if operator == self.started_by:
+        if operator in self.run_by:
             raise FourEyesViolation(
                 f"batch {self.ref} was run by {operator}; another operator must approve it before the bank file is exported"
             )

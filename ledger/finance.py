@@ -164,31 +164,28 @@ class FinanceCommands:
         result = PayrollResult(batch=None)
         if open_batch is not None:
             result.batch, result.resumed = open_batch.ref, True
-        elif candidates:
-            run_no = len(runs) + 1
-            ref = batch_ref(month, programme, run_no)
-
-            def start(w: UnitOfWork) -> None:
-                w.add(PayrollBatch(ref=ref, month=month, programme=programme, run_no=run_no,
-                                   operator=operator, effective=effective), f"batch {ref}")
-
-            self.run(start)
-            result.batch = ref
-        else:
-            return result
+        # A new batch is made by the first chunk that issues a payment, in the same
+        # transaction: a run with nothing to pay leaves no empty batch behind.
+        ref = result.batch or batch_ref(month, programme, len(runs) + 1)
         done = 0
         for i in range(0, len(candidates), chunk):
             part = candidates[i : i + chunk]
-            refs, skipped, totals = self.run(lambda w: self._pay_chunk(w, result.batch, part, operator, effective))  # type: ignore[arg-type]
+            refs, skipped, totals = self.run(lambda w: self._pay_chunk(w, ref, part, operator, effective))
+            if refs:
+                result.batch = ref
             result.issued.extend(refs)
             result.skipped.extend(skipped)
             _add_totals(result.totals, totals)
             done += len(part)
             if progress:
                 progress(done, len(candidates))
-        self.run(lambda w: self._batch(w, result.batch).complete(operator=operator, effective=effective))  # type: ignore[arg-type]
-        if progress and not candidates:
-            progress(0, 0)
+        if result.batch is not None:
+            def complete(w: UnitOfWork) -> None:
+                b = self._batch(w, ref)
+                if b.status == "open":  # another run may have completed it meanwhile
+                    b.complete(operator=operator, effective=effective)
+
+            self.run(complete)
         return result
 
     def _pay_chunk(
@@ -199,7 +196,8 @@ class FinanceCommands:
         operator: str,
         effective: date,
     ) -> tuple[list[str], list[tuple[str, str, str]], dict[str, dict[str, int]]]:
-        batch = self._batch(w, ref)
+        month, programme, run_no = parse_batch_ref(ref)
+        batch: PayrollBatch | None = w.find(batch_id(month, programme, run_no))
         w.preload(case_id(c) for c, _ in part)
         cases = {c: w.find(case_id(c)) for c, _ in part}
         w.preload(household_id(c.household_no) for c in cases.values() if c is not None)
@@ -220,7 +218,11 @@ class FinanceCommands:
                     continue
                 refs.append(p.ref)
                 _add_totals(totals, {f"{p.programme.value}/{p.area.value}": _payment_totals(p)})
-        batch.add(refs, totals, operator=operator, effective=effective)
+        if refs:
+            if batch is None:
+                batch = w.add(PayrollBatch(ref=ref, month=month, programme=programme, run_no=run_no,
+                                           operator=operator, effective=effective), f"batch {ref}")
+            batch.add(refs, totals, operator=operator, effective=effective)
         return refs, skipped, totals
 
     def approve_batch(self: LedgerApp, ref: str, *, operator: str, effective: date) -> None:  # type: ignore[misc]
@@ -247,12 +249,11 @@ class FinanceCommands:
             raise InvalidInput(
                 f"batch {ref} is {b.status}; its bank file can be exported only after another operator approves it"
             )
-        lines = [
-            [p.ref, p.payee_name, p.payee_account, yuan_plain(p.amount_fen), str(p.month)]
-            for p in sorted(payments, key=lambda p: p.ref)
-            if p.amount_fen > 0
-        ]
-        return lines, sum(p.amount_fen for p in payments)
+        # Only what is still to be paid: not payments the bank already settled or returned
+        # (a returned one is re-issued under its own reference), nor ones fully offset.
+        due = [p for p in sorted(payments, key=lambda p: p.ref) if p.status == "issued" and p.amount_fen > 0]
+        lines = [[p.ref, p.payee_name, p.payee_account, yuan_plain(p.amount_fen), str(p.month)] for p in due]
+        return lines, sum(p.amount_fen for p in due)
 
     def record_export(self: LedgerApp, ref: str, file_name: str, content: bytes, lines: int, amount_fen: int, *, operator: str, effective: date) -> None:  # type: ignore[misc]
         sha = hashlib.sha256(content).hexdigest()

@@ -8,21 +8,43 @@ power loss of the OS, and much faster for a clerk's many small commits).
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InfrastructureFactory, Notification, StoredEvent
+import sqlalchemy.exc
+
+from eventsourcing.persistence import InfrastructureFactory, IntegrityError, Notification, StoredEvent
 from eventsourcing.utils import Environment
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore, transactions
 from eventsourcing_sqlalchemy.factory import SQLAlchemyFactory
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
+
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, event, insert, select
 from sqlalchemy.orm import Session
 
 from ledger.chain import GENESIS, next_link
 
 SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def append_only_installed(conn: Any, table: str) -> bool:
+    """Whether the append-only triggers are in place (checked first, so a read-only role never needs DDL)."""
+    if conn.dialect.name == "postgresql":
+        names = {f"{table}_append_only", f"{table}_no_truncate"}
+        found = conn.exec_driver_sql(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass(%(t)s) AND NOT tgisinternal AND tgenabled <> 'D'",
+            {"t": table},
+        ).scalars().all()
+        return names <= set(found)
+    if conn.dialect.name == "sqlite":
+        names = {f"{table}_no_update", f"{table}_no_delete"}
+        found = conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", (table,)
+        ).scalars().all()
+        return names <= set(found)
+    return True
 
 
 def append_only_ddl(dialect: str, table: str) -> list[str]:
@@ -103,10 +125,16 @@ class LedgerApplicationRecorder(SQLAlchemyApplicationRecorder):
         engine = self.datastore.engine
         assert engine is not None
         self.chain_table.create(engine, checkfirst=True)
-        with engine.begin() as conn:
-            for table in (self.events_table_name, self.chain_table.name):
-                for statement in append_only_ddl(engine.dialect.name, table):
-                    conn.exec_driver_sql(statement)
+        try:
+            with engine.begin() as conn:
+                for table in (self.events_table_name, self.chain_table.name):
+                    if not append_only_installed(conn, table):
+                        for statement in append_only_ddl(engine.dialect.name, table):
+                            conn.exec_driver_sql(statement)
+        except sqlalchemy.exc.ProgrammingError as e:
+            # A read-only role (an auditor's) cannot (re)install the triggers; it need not.
+            if "permission denied" not in str(e) and "must be owner" not in str(e):
+                raise
 
     def _insert_stored_events(self, session: Session, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int]:
         if not stored_events:
@@ -146,10 +174,14 @@ class LedgerApplicationRecorder(SQLAlchemyApplicationRecorder):
         commit, so the new rows take consecutive ids after the current maximum."""
         table = self.events_record_cls.__table__.name
         cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
-        cursor.executemany(
-            f'INSERT INTO "{table}" (originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)',
-            [(e.originator_id.bytes, e.originator_version, e.topic, e.state) for e in stored_events],  # type: ignore[union-attr]
-        )
+        try:
+            cursor.executemany(
+                f'INSERT INTO "{table}" (originator_id, originator_version, topic, state) VALUES (?, ?, ?, ?)',
+                [(e.originator_id.bytes, e.originator_version, e.topic, e.state) for e in stored_events],  # type: ignore[union-attr]
+            )
+        except sqlite3.IntegrityError as e:
+            # The same aggregate version written twice: the event store's unique key refused it.
+            raise IntegrityError(str(e)) from e
         last = cursor.execute(f'SELECT MAX(id) FROM "{table}"').fetchone()[0]
         ids = list(range(last - len(stored_events) + 1, last + 1))
         row = cursor.execute(f'SELECT link FROM "{self.chain_table.name}" ORDER BY position DESC LIMIT 1').fetchone()

@@ -13,7 +13,7 @@ from ledger.errors import NotFound
 from ledger.values import Month, mask_id, yuan
 from projections import tables as t
 from projections.describe import describe, detail
-from projections.queries import _aware, _known
+from projections.queries import _aware, _first_recorded, _known
 
 DECISIONS = ("Case.Approved", "Case.AmountAdjusted", "Case.LegacyApproved")
 MONTHLY_CHECKED = ("urban-dibao", "rural-dibao", "tekun")
@@ -23,6 +23,10 @@ def trail(conn: Connection, case_no: str, known_at: datetime | None = None) -> l
     """Every event of a case (and of its payments) in log order, with both times, the operator and a sentence."""
     if conn.execute(select(t.cases.c.case_no).where(t.cases.c.case_no == case_no)).first() is None:
         raise NotFound(f"no case {case_no}")
+    if known_at is not None:
+        first = _first_recorded(conn, case_no)
+        if first is None or _aware(first) > _aware(known_at):  # type: ignore[operator]
+            raise NotFound(f"no case {case_no}")  # not yet recorded at that moment
     rows = conn.execute(
         select(t.timeline)
         .where(t.timeline.c.case_no == case_no, _known(t.timeline.c.recorded_at, conn, known_at))
@@ -148,15 +152,31 @@ def check(conn: Connection) -> list[dict[str, Any]]:
     recovered: dict[str, int] = defaultdict(int)
     for r in conn.execute(select(t.recoveries.c.case_no, t.recoveries.c.amount_fen)):
         recovered[r[0]] += r[1]
+    active: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for r in conn.execute(
+        select(t.periods.c.case_no, t.periods.c.from_idx, t.periods.c.to_idx)
+        .where(t.periods.c.known_to.is_(None), t.periods.c.status == "active", t.periods.c.case_no.in_(list(overpaid)))
+    ):
+        active[r[0]].append((r[1], r[2]))
     for case_no, months in sorted(overpaid.items()):
         debt = sum(months.values()) - recovered.get(case_no, 0)
         if debt <= 0:
             continue
         status = cases.get(case_no, {}).get("status", "?")
-        for m, amount in sorted(months.items()):
-            if amount > 0:
+        # Recoveries clear the oldest overpaid months first; what is left is listed.
+        left_recovered = recovered.get(case_no, 0)
+        for m, established in sorted(months.items()):
+            cleared = min(max(established, 0), max(left_recovered, 0))
+            left_recovered -= cleared
+            amount = established - cleared
+            if amount <= 0:
+                continue
+            if any(a <= m < b for a, b in active.get(case_no, [])):
+                found("overpaid-not-recovered", case_no, Month.from_index(m), amount,
+                      f"paid above the amount now due; {yuan(debt)} yuan not yet recovered")
+            else:
                 found("paid-while-not-active", case_no, Month.from_index(m), amount,
-                      f"paid for a month no longer due (case {status}); {yuan(debt)} yuan of overpayment not yet recovered")
+                      f"paid for a month in which the case is no longer active (now {status}); {yuan(debt)} yuan not yet recovered")
 
     # 4. Bank results that matched nothing and were never resolved.
     for r in conn.execute(
@@ -168,6 +188,7 @@ def check(conn: Connection) -> list[dict[str, Any]]:
     order = {k: i for i, k in enumerate([
         "decision-without-verification", "decision-without-valid-verification", "verifier-is-approver",
         "payment-without-decision", "above-standard", "paid-after-death", "covered-twice", "paid-while-not-active",
+        "overpaid-not-recovered",
         "bank-exception-unresolved"])}
     findings.sort(key=lambda f: (order.get(f["rule"], 99), f["case"], f["month"]))
     return findings

@@ -111,6 +111,8 @@ def describe(kind: str, d: dict[str, Any]) -> str:
             return f"Overpayment of {yuan(d['amount_fen'])} yuan recovered, {how} ({d['reference']})"
         case "Case.RecoveryReversed":
             return f"Offset of {yuan(d['amount_fen'])} yuan reversed: payment {d['reference']} was returned"
+        case "Payment.OffsetReleased":
+            return f"{yuan(d['amount_fen'])} yuan of the offset released: the debt it recovered was cancelled; owed again"
         case "Payment.Settled":
             return "Payment settled by the bank"
         case "Payment.Returned":

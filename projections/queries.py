@@ -243,7 +243,7 @@ def account_state(conn: Connection, case_no: str, on: date, known_at: datetime |
         "timeline": timeline,
     }
     if c["programme"] == "temporary":
-        state.update(_grant_account(c, on, known_at))
+        state.update(_grant_account(c, on, facts))
     else:
         state.update(_monthly_account(conn, c, on, month, known_at, facts["status"]))
     totals = state["totals"]
@@ -256,7 +256,7 @@ def account_state(conn: Connection, case_no: str, on: date, known_at: datetime |
 
 def _case_facts(conn: Connection, case_no: str, known_at: datetime | None) -> dict[str, Any]:
     """What the record said about a case's decisions at ``known_at``: persons covered, first month, status."""
-    facts: dict[str, Any] = {"covered": [], "first_month": None, "status": "applied"}
+    facts: dict[str, Any] = {"covered": [], "first_month": None, "status": "applied", "grant_type": None, "grant_fen": 0}
     for kind, text in conn.execute(
         select(t.timeline.c.kind, t.timeline.c.detail)
         .where(t.timeline.c.case_no == case_no, t.timeline.c.subject == "case", _known(t.timeline.c.recorded_at, conn, known_at))
@@ -269,6 +269,10 @@ def _case_facts(conn: Connection, case_no: str, known_at: datetime | None) -> di
             facts["covered"] = d["covered"]
         elif kind == "Case.Rejected":
             facts["status"] = "rejected"
+        elif kind == "Case.GrantApproved":
+            facts.update(status="granted", grant_type=d["grant_type"], grant_fen=d["amount_fen"])
+        elif kind == "Case.GrantPaid":
+            facts["status"] = "paid"
         elif kind in ("Case.Suspended", "Case.Resumed", "Case.Terminated"):
             facts["status"] = {"Case.Suspended": "suspended", "Case.Resumed": "active", "Case.Terminated": "terminated"}[kind]
     return facts
@@ -315,19 +319,17 @@ def _first_recorded(conn: Connection, case_no: str) -> datetime | None:
     return conn.execute(select(func.min(t.timeline.c.recorded_at)).where(t.timeline.c.case_no == case_no)).scalar()
 
 
-def _grant_account(c: Any, on: date, known_at: datetime | None) -> dict[str, Any]:
-    granted = c["status"] in ("granted", "paid") and (known_at is None or _aware(c["approved_at"]) <= _aware(known_at))  # type: ignore[operator]
-    paid = (
-        c["status"] == "paid"
-        and c["grant_paid_on"] <= on
-        and (known_at is None or _aware(c["grant_paid_at"]) <= _aware(known_at))  # type: ignore[operator]
-    )
-    amount = c["amount_fen"] if granted else 0
-    status = "paid" if paid else ("granted" if granted else c["status"] if c["status"] in ("applied", "rejected") else "applied")
+def _grant_account(c: Any, on: date, facts: dict[str, Any]) -> dict[str, Any]:
+    """A temporary grant as the record stood (``facts`` come from the events known at the moment asked)."""
+    known = facts["status"]
+    granted = known in ("granted", "paid")
+    paid = known == "paid" and c["grant_paid_on"] <= on
+    amount = facts["grant_fen"] if granted else 0
+    status = "paid" if paid else ("granted" if granted else known if known in ("applied", "rejected") else "applied")
     return {
         "status": status,
         "monthly_amount_fen": None,
-        "grant": {"type": c["grant_type"], "amount_fen": amount, "paid_on": c["grant_paid_on"].isoformat() if paid else None},
+        "grant": {"type": facts["grant_type"], "amount_fen": amount, "paid_on": c["grant_paid_on"].isoformat() if paid else None},
         "months": [],
         "recoveries": [],
         "totals": {
@@ -369,12 +371,16 @@ def _monthly_account(conn: Connection, c: Any, on: date, month: Month, known_at:
     ):
         overpaid[r[0]] = overpaid.get(r[0], 0) + r[1]
     rec = t.recoveries
+    # Offsets count with the payment they were taken from (by its benefit month); refunds
+    # by the date they were received.
+    refs = {r["ref"] for r in payments}
     recoveries = [
         dict(r)
         for r in conn.execute(
-            select(rec).where(rec.c.case_no == c["case_no"], rec.c.effective <= on, _known(rec.c.recorded_at, conn, known_at))
+            select(rec).where(rec.c.case_no == c["case_no"], _known(rec.c.recorded_at, conn, known_at))
             .order_by(rec.c.position)
         ).mappings()
+        if (r["reference"] in refs if r["method"] in ("offset", "reversal") else r["effective"] <= on)
     ]
     k = _moment(conn, known_at) if known_at else None
 

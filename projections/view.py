@@ -348,6 +348,7 @@ class LedgerView(SQLAlchemyTrackingRecorder):
             Payment.Issued: _payment_issued,
             Payment.Settled: _payment_settled,
             Payment.Returned: _payment_returned,
+            Payment.OffsetReleased: _offset_released,
         }
 
     def create_table(self) -> None:
@@ -776,3 +777,10 @@ def _bank_exception_resolved(page: _Page, e: BankFile.ExceptionResolved, pos: in
 
 def _seal_recorded(page: _Page, e: Seal.Recorded, pos: int) -> None:
     _timeline(page, e, pos, "seal", str(e.position), None, None)
+
+
+def _offset_released(page: _Page, e: Payment.OffsetReleased, pos: int) -> None:
+    row = page.payments.touch_id(e.originator_id)
+    row["gross_fen"] -= e.amount_fen
+    row["offset_fen"] -= e.amount_fen
+    _timeline(page, e, pos, "payment", row["ref"], row["case_no"], row["household_no"])
