@@ -48,6 +48,7 @@ class Built:
     ledger: recount.Ledger
     progress: list[tuple[str, int, int]]
     seconds: float
+    url: str
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,44 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     started = time.perf_counter()
     summary = build_demo(app, lambda stage, done, total: progress.append((stage, done, total)))
     seconds = time.perf_counter() - started
-    return Built(summary, recount.load(str(path)), progress, seconds)
+    return Built(summary, recount.load(str(path)), progress, seconds, f"sqlite:///{path}")
+
+
+@pytest.mark.slow
+def test_the_report_over_the_read_models_prints_the_published_figures(built: Built) -> None:
+    """The second count: the statistics report, through the projections, knows nothing of the targets."""
+    from datetime import date
+
+    from ledger.values import Month
+    from projections.queries import statistics
+    from projections.runner import Projections
+
+    app = LedgerApp(built.url)
+    projections = Projections(app)
+    projections.catch_up()
+    with app.factory.datastore.engine.connect() as conn:  # type: ignore[attr-defined]
+        s = statistics(conn, Month(2023, 1), Month(2023, 9), date(2023, 9, 30))
+    p = s["programmes"]
+    report = {
+        "urban-dibao.person_times": p["urban-dibao"]["person_times"],
+        "urban-dibao.paid_fen": p["urban-dibao"]["paid_fen"],
+        "urban-dibao.new_households": p["urban-dibao"]["new_households"],
+        "urban-dibao.new_persons": p["urban-dibao"]["new_persons"],
+        "rural-dibao.person_times": p["rural-dibao"]["person_times"],
+        "rural-dibao.paid_fen": p["rural-dibao"]["paid_fen"],
+        "rural-dibao.new_households": p["rural-dibao"]["new_households"],
+        "rural-dibao.new_persons": p["rural-dibao"]["new_persons"],
+        "dibao.caseload_households": s["dibao_total"]["caseload"]["households"],
+        "dibao.caseload_persons": s["dibao_total"]["caseload"]["persons"],
+        "tekun.paid_fen": p["tekun"]["paid_fen"],
+        "temporary.grants": p["temporary"]["person_times"],
+        "temporary.paid_fen": p["temporary"]["paid_fen"],
+    }
+    assert report == PUBLISHED
+    with app.factory.datastore.engine.connect() as conn:  # type: ignore[attr-defined]
+        from projections.verify import verify
+
+        assert verify(app, conn, projections.view.position()) == []
 
 
 def test_the_plan_alone_hits_the_published_figures() -> None:
