@@ -16,14 +16,26 @@ from uuid import UUID
 GENESIS = bytes(32)
 
 
-def canonical(position: int, originator_id: UUID | str, version: int, topic: str, state: bytes | str) -> bytes:
+def oid_hex(originator_id: UUID | str | bytes) -> str:
+    """An originator id as 32 hex digits, whichever way the database driver returned it."""
+    if type(originator_id) is bytes:
+        return originator_id.hex()
+    if isinstance(originator_id, UUID):
+        return originator_id.hex
+    if isinstance(originator_id, (bytearray, memoryview)):
+        return bytes(originator_id).hex()
+    return str(originator_id).replace("-", "").lower()
+
+
+def canonical(position: int, originator_id: UUID | str | bytes, version: int, topic: str, state: bytes | str) -> bytes:
     """The bytes of one stored event that its link covers."""
-    oid = originator_id.hex if isinstance(originator_id, UUID) else UUID(str(originator_id)).hex
-    body = state.encode("utf-8", "surrogatepass") if isinstance(state, str) else bytes(state)
-    return f"{position}|{oid}|{version}|{topic}|".encode() + body
+    body = state if type(state) is bytes else (
+        state.encode("utf-8", "surrogatepass") if isinstance(state, str) else bytes(state)
+    )
+    return b"%d|%s|%d|%s|%s" % (position, oid_hex(originator_id).encode(), version, topic.encode(), body)
 
 
-def next_link(previous: bytes, position: int, originator_id: UUID | str, version: int, topic: str, state: bytes | str) -> bytes:
+def next_link(previous: bytes, position: int, originator_id: UUID | str | bytes, version: int, topic: str, state: bytes | str) -> bytes:
     return hashlib.sha256(previous + canonical(position, originator_id, version, topic, state)).digest()
 
 

@@ -9,8 +9,8 @@ shared by both cannot hide here. The definitions are those of DOMAIN.md section 
 * person-times of a monthly programme over a period = the persons of every net
   payment for a benefit month in the period (a top-up after a retroactive increase
   covers no additional persons: it is stored with 0 persons); paid = the sum of their
-  ``gross_fen``, the benefit paid for the month (``amount_fen`` is the cash sent, which
-  is less only when part of the payment was offset against overpayment debt);
+  ``amount_fen``, the cash paid (part of a payment offset against overpayment debt
+  is not paid again: the month it repaid was counted when it was paid);
 * newly added = cases whose first benefit month (``Approved.first_month``) lies in
   the period: distinct households, and the persons covered at approval;
 * caseload on a date = dibao cases whose status in that date's benefit month is
@@ -170,7 +170,7 @@ class Ledger:
         for p in self.net_payments():
             if p.programme == programme and first <= p.month <= last:
                 persons += p.persons
-                fen += p.gross_fen
+                fen += p.cash_fen
         return persons, fen
 
     def newly_added(self, programme: str, first: int, last: int) -> tuple[int, int]:
@@ -287,4 +287,6 @@ def load(db_path: str) -> Ledger:
             payment_by_id[e.originator] = p
         elif e.kind == "Payment.Returned":
             payment_by_id[e.originator].returned = True
+        elif e.kind == "Payment.OffsetReleased":
+            payment_by_id[e.originator].gross_fen -= s["amount_fen"]
     return Ledger(cases, payments, households, n, dict(kinds))
