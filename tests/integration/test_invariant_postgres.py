@@ -1,0 +1,55 @@
+"""The account invariant of tests/unit/test_invariant.py, on a real PostgreSQL database.
+
+Each example gets a database of its own, so fewer examples run here than in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from projections.queries import account_state
+from projections.runner import Projections
+from projections.verify import verify as verify_read_models
+from tests.conftest import PG_ENV
+from tests.unit.test_invariant import CASES, LAST, History, check, histories, new_ledger
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories)
+def test_the_account_balances_on_postgresql(ops: list[tuple[Any, ...]]) -> None:
+    server = os.environ.get(PG_ENV)
+    if not server:
+        pytest.skip(f"set {PG_ENV} to run PostgreSQL tests")
+    name = f"ledger_inv_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        app = new_ledger(make_url(server).set(database=name).render_as_string(hide_password=False))
+        history = History(app, Projections(app))
+        for op in ops:
+            history.play(op)
+        expected = check(app, history.log)
+        projections = history.projections
+        assert projections is not None
+        projections.catch_up()
+        engine = app.factory.datastore.engine  # type: ignore[attr-defined]
+        with engine.connect() as conn:
+            assert verify_read_models(app, conn, projections.head()) == []
+            for c in CASES:
+                totals = account_state(conn, c, LAST.last_day())["totals"]
+                assert {k: totals[k] for k in expected[c]} == expected[c], (c, history.log)
+        engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
