@@ -714,13 +714,7 @@ class Case(LedgerAggregate):
         operator: str,
         effective: date,
     ) -> None:
-        self.status = "active"
-        self.first_month = first_month
-        self.amount_fen = amount_fen
-        self.covered = tuple(covered)
-        self.persons_at_approval = len(covered)
-        self.last_decision_seq = self.version
-        self.changes.append(Change(first_month, self.version, "approved", amount_fen, tuple(covered)))
+        self._start(first_month, amount_fen, covered)
 
     def approve_legacy(
         self,
@@ -771,6 +765,10 @@ class Case(LedgerAggregate):
         operator: str,
         effective: date,
     ) -> None:
+        self._start(first_month, amount_fen, covered)
+
+    def _start(self, first_month: Month, amount_fen: int, covered: list[str]) -> None:
+        """The state an approval (ledger or legacy) leaves: active from its first month."""
         self.status = "active"
         self.first_month = first_month
         self.amount_fen = amount_fen

@@ -14,11 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from projections.queries import account_state
 from projections.runner import Projections
-from projections.verify import verify as verify_read_models
 from tests.conftest import PG_ENV
-from tests.unit.test_invariant import CASES, LAST, History, check, histories, new_ledger
+from tests.unit.test_invariant import History, check_read_models, histories, new_ledger
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -38,17 +36,7 @@ def test_the_account_balances_on_postgresql(ops: list[tuple[Any, ...]]) -> None:
         history = History(app, Projections(app))
         for op in ops:
             history.play(op)
-        expected = check(app, history.log)
-        projections = history.projections
-        assert projections is not None
-        projections.catch_up()
-        engine = app.factory.datastore.engine  # type: ignore[attr-defined]
-        with engine.connect() as conn:
-            assert verify_read_models(app, conn, projections.head()) == []
-            for c in CASES:
-                totals = account_state(conn, c, LAST.last_day())["totals"]
-                assert {k: totals[k] for k in expected[c]} == expected[c], (c, history.log)
-        engine.dispose()
+        check_read_models(history)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

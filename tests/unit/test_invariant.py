@@ -266,16 +266,22 @@ def test_the_account_balances_in_the_read_models(ops: list[tuple[Any, ...]]) -> 
         history = History(app, Projections(app))
         for op in ops:
             history.play(op)
-        expected = check(app, history.log)
-        projections = history.projections
-        assert projections is not None
-        projections.catch_up()
-        engine = app.factory.datastore.engine  # type: ignore[attr-defined]
-        with engine.connect() as conn:
-            assert verify_read_models(app, conn, projections.head()) == []
-            for c in CASES:
-                totals = account_state(conn, c, LAST.last_day())["totals"]
-                got = {k: totals[k] for k in expected[c]}
-                assert got == expected[c], (c, got, expected[c], history.log)
-                assert totals["net_paid_fen"] + totals["arrears_fen"] - totals["debt_fen"] == totals["entitled_fen"]
-        engine.dispose()
+        check_read_models(history)
+
+
+def check_read_models(history: History) -> None:
+    """The accounts from the read models equal those from the aggregates, and balance."""
+    app = history.app
+    expected = check(app, history.log)
+    projections = history.projections
+    assert projections is not None
+    projections.catch_up()
+    engine = app.factory.datastore.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        assert verify_read_models(app, conn, projections.head()) == []
+        for c in CASES:
+            totals = account_state(conn, c, LAST.last_day())["totals"]
+            got = {k: totals[k] for k in expected[c]}
+            assert got == expected[c], (c, got, expected[c], history.log)
+            assert totals["net_paid_fen"] + totals["arrears_fen"] - totals["debt_fen"] == totals["entitled_fen"]
+    engine.dispose()
