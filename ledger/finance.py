@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -170,7 +170,7 @@ class FinanceCommands:
         done = 0
         for i in range(0, len(candidates), chunk):
             part = candidates[i : i + chunk]
-            refs, skipped, totals = self.run(lambda w: self._pay_chunk(w, ref, part, operator, effective))
+            refs, skipped, totals = self.run(lambda w, part=part: self._pay_chunk(w, ref, part, operator, effective))
             if refs:
                 result.batch = ref
             result.issued.extend(refs)
@@ -339,14 +339,3 @@ def _add_totals(into: dict[str, dict[str, int]], more: dict[str, dict[str, int]]
         mine = into.setdefault(key, {})
         for k, v in t.items():
             mine[k] = mine.get(k, 0) + v
-
-
-def chunks(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
-    part: list[Any] = []
-    for item in items:
-        part.append(item)
-        if len(part) == size:
-            yield part
-            part = []
-    if part:
-        yield part

@@ -6,7 +6,6 @@ as the record stood at a past moment (``known_at``: only events recorded by then
 
 from __future__ import annotations
 
-import json
 from datetime import date, datetime, timezone
 from typing import Any
 

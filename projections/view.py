@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timezone
-from enum import Enum
 from typing import Any
 
 from eventsourcing.persistence import Notification

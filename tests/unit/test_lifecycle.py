@@ -9,7 +9,7 @@ import pytest
 from ledger.application import LedgerApp
 from ledger.domain import Change, Period, fold_periods, payment_id
 from ledger.errors import AlreadyExists, AmountAboveStandard, CaseNotActive, DuplicatePayment, InvalidInput, InvalidTransition, NotFound
-from ledger.values import Area, Channel, Month, Programme
+from ledger.values import Area, Channel, Programme
 from tests.conftest import idn
 from tests.unit.ledger_helpers import (
     APPROVER,

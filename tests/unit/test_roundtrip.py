@@ -11,7 +11,7 @@ import pytest
 
 from ledger.application import LedgerApp, UnitOfWork
 from ledger.domain import Case, Household, Payment, Standard, case_id, household_id, payment_id, standard_id
-from ledger.values import Area, Channel, Month, Programme
+from ledger.values import Area, Channel, Programme
 from tests.conftest import idn
 from tests.unit.ledger_helpers import APPROVER, FINANCE, VERIFIER, m, written
 
