@@ -19,6 +19,7 @@ methods only assign state, because they run again on every replay.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -43,10 +44,12 @@ NAMESPACE = uuid5(NAMESPACE_URL, "https://ledger.local/social-assistance")
 GRANT_OVERRIDE_MULTIPLE = 10
 
 
+@lru_cache(maxsize=1 << 16)
 def household_id(number: str) -> UUID:
     return uuid5(NAMESPACE, f"household:{number}")
 
 
+@lru_cache(maxsize=1 << 16)
 def case_id(case_no: str) -> UUID:
     return uuid5(NAMESPACE, f"case:{case_no}")
 
@@ -60,6 +63,7 @@ def payment_ref(case_no: str, month: Month, issue_no: int) -> str:
     return f"P-{case_no}-{month.year:04d}{month.month:02d}-{issue_no}"
 
 
+@lru_cache(maxsize=1 << 16)
 def payment_id(case_no: str, month: Month, issue_no: int) -> UUID:
     """Deterministic: a second issue with the same number collides in the event store."""
     return uuid5(NAMESPACE, f"payment:{case_no}:{month}:{issue_no}")

@@ -337,14 +337,31 @@ def _parse_line(number: int, text: str) -> tuple[Action, str, dict[str, Any], di
     return action, name, fields, common
 
 
+def _named_aggregates(parsed: list[tuple[Any, ...]]) -> Iterable[Any]:
+    """The ids of the households and cases a file names, to load (or know missing) in bulk."""
+    from ledger.domain import case_id, household_id
+
+    for _n, _action, _name, fields, _common in parsed:
+        for key, to_id in (("household", household_id), ("number", household_id), ("case", case_id)):
+            value = fields.get(key)
+            if isinstance(value, str):
+                yield to_id(value)
+
+
 def import_lines(
     app: LedgerApp,
     lines: Iterable[str],
     progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
-    """Validate and apply every line, then write all of them in one transaction (or nothing)."""
+    """Validate and apply every line, then write all of them in one transaction (or nothing).
+
+    Every line is parsed first (a malformed file fails before any rule is checked), then
+    the households and cases the file names are loaded with a few queries, then the
+    actions run in order through the application's commands.
+    """
     uow: UnitOfWork = app.unit_of_work()
     counts: dict[str, int] = {}
+    parsed = []
     n = 0
     numbered = enumerate(lines, start=1)
     while True:
@@ -357,7 +374,9 @@ def import_lines(
         text = raw.strip()
         if not text or text.startswith("#"):
             continue
-        action, name, fields, common = _parse_line(n, text)
+        parsed.append((n, *_parse_line(n, text)))
+    uow.preload(_named_aggregates(parsed))
+    for n, action, name, fields, common in parsed:
         try:
             action.run(app, fields, operator=common["operator"], effective=common["date"], uow=uow)
         except LedgerError as e:
