@@ -464,17 +464,27 @@ def statistics(conn: Connection, first: Month, last: Month, on: date, known_at: 
     re-issue counts once); newly added from first benefit months in the period; the
     caseload from the case periods in force in ``on``'s benefit month.
     """
-    pay = t.payments
-    rows = conn.execute(
-        select(
-            pay.c.programme,
-            func.coalesce(func.sum(pay.c.amount_fen), 0),
-            func.coalesce(func.sum(pay.c.persons), 0),
-            func.count(),
-        )
-        .where(pay.c.month_idx >= first.index, pay.c.month_idx <= last.index, _net(conn, known_at))
-        .group_by(pay.c.programme)
-    ).all()
+    if known_at is None:
+        # As the record stands now: the monthly totals the projection keeps, a row a month.
+        pm = t.paid_months
+        rows = conn.execute(
+            select(pm.c.programme, func.sum(pm.c.amount_fen), func.sum(pm.c.persons), func.sum(pm.c.payments))
+            .where(pm.c.month_idx >= first.index, pm.c.month_idx <= last.index)
+            .group_by(pm.c.programme)
+        ).all()
+    else:
+        # As known at a past moment: from every payment and when it was issued and returned.
+        pay = t.payments
+        rows = conn.execute(
+            select(
+                pay.c.programme,
+                func.coalesce(func.sum(pay.c.amount_fen), 0),
+                func.coalesce(func.sum(pay.c.persons), 0),
+                func.count(),
+            )
+            .where(pay.c.month_idx >= first.index, pay.c.month_idx <= last.index, _net(conn, known_at))
+            .group_by(pay.c.programme)
+        ).all()
     paid = {r[0]: {"paid_fen": int(r[1]), "person_times": int(r[2]), "payments": int(r[3])} for r in rows}
 
     c = t.cases

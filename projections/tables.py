@@ -166,6 +166,17 @@ payments = Table(
 Index("rm_payment_by_case", payments.c.case_no, payments.c.month_idx)
 Index("rm_payment_by_month", payments.c.month_idx, payments.c.programme)
 
+paid_months = Table(
+    "rm_paid_month",
+    metadata,
+    Column("programme", String(16), primary_key=True),
+    Column("area", String(16), primary_key=True),
+    Column("month_idx", Integer, primary_key=True),
+    Column("amount_fen", BIG, nullable=False),  # cash of the net payments for the month
+    Column("persons", BIG, nullable=False),
+    Column("payments", BIG, nullable=False),
+)
+
 overpayments = Table(
     "rm_overpayment",
     metadata,

@@ -57,7 +57,7 @@ def _load(app: LedgerApp, ids: list[UUID]) -> Iterator[Any]:
 def _expected(app: LedgerApp, head: int, progress: Progress | None) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
     exp: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {
         "households": {}, "members": {}, "cases": {}, "periods": {}, "payments": {}, "standards": {}, "verifications": {},
-        "overpayments": {}, "recoveries": {},
+        "overpayments": {}, "recoveries": {}, "paid_months": {},
     }
     done = 0
     for agg in _aggregates(app, head):
@@ -95,6 +95,12 @@ def _expected(app: LedgerApp, head: int, progress: Progress | None) -> dict[str,
                     "income_fen": v.income_fen, "passed": v.passed, "verifier": v.verifier, "valid_until": v.valid_until,
                 }
         elif isinstance(agg, Payment):
+            if agg.is_net:
+                key = (agg.programme.value, agg.area.value, agg.month.index)
+                row = exp["paid_months"].setdefault(key, {"amount_fen": 0, "persons": 0, "payments": 0})
+                row["amount_fen"] += agg.amount_fen
+                row["persons"] += agg.persons
+                row["payments"] += 1
             exp["payments"][(agg.ref,)] = {
                 "case_no": agg.case_no, "programme": agg.programme.value, "month_idx": agg.month.index,
                 "issue_no": agg.issue_no, "kind": agg.kind, "gross_fen": agg.gross_fen, "offset_fen": agg.offset_fen,
@@ -124,6 +130,11 @@ def _actual(conn: Connection) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]
     for r in conn.execute(select(t.standards).order_by(t.standards.c.position)).mappings():
         act["standards"][(r["programme"], r["area"], r["from_idx"])] = dict(r)
     act["verifications"] = {(r["case_no"], r["no"]): dict(r) for r in conn.execute(select(t.verifications)).mappings()}
+    act["paid_months"] = {
+        (r["programme"], r["area"], r["month_idx"]): dict(r)
+        for r in conn.execute(select(t.paid_months)).mappings()
+        if r["payments"]
+    }
     act["overpayments"] = {}
     for r in conn.execute(select(t.overpayments)).mappings():
         row = act["overpayments"].setdefault((r["case_no"], r["month_idx"]), {"amount_fen": 0})

@@ -181,6 +181,7 @@ class _Page:
         self.cases = _Rows(session, t.cases, ["case_no"], "case_id")
         self.payments = _Rows(session, t.payments, ["ref"], "payment_id")
         self.batches = _Rows(session, t.batches, ["ref"], "batch_id")
+        self.paid_months = _Rows(session, t.paid_months, ["programme", "area", "month_idx"])
         self.bank_lines = _Rows(session, t.bank_lines, ["file_id", "line"])
         self.changes: dict[str, list[Change]] = {}
         self.open_periods: dict[str, list[dict[str, Any]]] = {}
@@ -285,7 +286,7 @@ class _Page:
         self.open_periods[case_no] = keep
 
     def flush(self) -> None:
-        for rows in (self.households, self.members, self.cases, self.payments, self.batches, self.bank_lines):
+        for rows in (self.households, self.members, self.cases, self.payments, self.batches, self.bank_lines, self.paid_months):
             rows.flush()
         insert_many(self.session, t.changes, self.new_changes)
         if self.closed_periods:
@@ -305,6 +306,21 @@ class _Page:
 
 
 Handler = Callable[[_Page, Any, int], None]
+
+
+def _count_paid(page: _Page, payment: dict[str, Any], sign: int) -> None:
+    """Keep the month's totals of net payments (the statistics read these, not every payment)."""
+    key = (payment["programme"], payment["area"], payment["month_idx"])
+    row = page.paid_months.get(*key)
+    if row is None:
+        row = page.paid_months.put(
+            {"programme": key[0], "area": key[1], "month_idx": key[2], "amount_fen": 0, "persons": 0, "payments": 0}
+        )
+    else:
+        page.paid_months.touch(*key)
+    row["amount_fen"] += sign * payment["amount_fen"]
+    row["persons"] += sign * payment["persons"]
+    row["payments"] += sign
 
 
 class LedgerView(SQLAlchemyTrackingRecorder):
@@ -658,6 +674,7 @@ def _payment_issued(page: _Page, e: Payment.Issued, pos: int) -> None:
             "return_reason": None,
         }
     )
+    _count_paid(page, page.payments.rows[(e.ref,)], +1)
     _timeline(page, e, pos, "payment", e.ref, e.case_no, e.household_no)
 
 
@@ -670,6 +687,7 @@ def _payment_settled(page: _Page, e: Payment.Settled, pos: int) -> None:
 def _payment_returned(page: _Page, e: Payment.Returned, pos: int) -> None:
     row = page.payments.touch_id(e.originator_id)
     row.update(status="returned", returned_at=e.timestamp, return_reason=e.reason)
+    _count_paid(page, row, -1)
     _timeline(page, e, pos, "payment", row["ref"], row["case_no"], row["household_no"])
 
 
