@@ -197,7 +197,8 @@ def figures(run: dict[str, Any]) -> list[Figure]:
         m = s["meter"]
         v = _rate(s["events"], m["seconds"])
         r = s.get("raw_hash", {})
-        out.append(Figure("verify", f"{n0(v)} events/s", v, f"{n0(r.get('rate'))} rows/s", r.get("rate"),
+        how = f" ({r['method']})" if r.get("method") else ""
+        out.append(Figure("verify", f"{n0(v)} events/s", v, f"{n0(r.get('rate'))} rows/s{how}", r.get("rate"),
                           (r["rate"] / v) if v and r.get("rate") else None, f"≥ {n0(TARGETS['verify'][1])} events/s",
                           _met("verify", v), m["seconds"], m["maxrss_delta"], _cpu_share(m), m["load_start"]))
     mem = memory(run)
@@ -236,7 +237,14 @@ def _all_steps(run: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def short_of_target(run: dict[str, Any]) -> list[str]:
-    return [f.key for f in figures(run) if f.met is False and f.key != "memory"]
+    """Steps short of their target, counting a province-only target as short when the province estimate misses it."""
+    short = [f.key for f in figures(run) if f.met is False and f.key != "memory"]
+    e = extrapolate(run)
+    if e is not None and "statistics" not in short:
+        est = next((r["seconds"] for r in e["rows"] if r["step"] == "statistics"), None)
+        if est is not None and not _met("statistics", est):
+            short.append("statistics")
+    return short
 
 
 # --------------------------------------------------------------------------- extrapolation
@@ -275,7 +283,8 @@ def extrapolate(run: dict[str, Any]) -> dict[str, Any] | None:
         scanned = (s.get("raw_aggregate") or {}).get("rows") or s.get("payments") or 0
         province_rows = 9 * per_month_payments
         if scanned:
-            add("statistics", f"{n0(province_rows)} payment rows in nine months (linear in rows)", s["median"] * province_rows / scanned)
+            add("statistics", f"{n0(province_rows)} payment rows in nine months (assumed linear in the rows)",
+                s["median"] * province_rows / scanned)
     memory_rebuild = steps.get("rebuild", {}).get("meter", {}).get("maxrss_delta")
     total = sum(r["seconds"] for r in rows if r["seconds"] and r["step"] != "statistics")
     return {"from": f"{run['scale']} on {DB_NAMES[run['db']]}", "factor": k, "rows": rows, "total": total, "log": log,
@@ -489,7 +498,9 @@ def render(store: dict[str, Any], command: str) -> str:
         "JSONL files of `household.register`, `case.apply`, `case.verify` and `case.approve` lines (the verifier is "
         "never the approver), imported with `ledger.importer.import_lines` one file per transaction, after the "
         "standards for 2023 and 2024. Then a payroll per month of 2024 (`projections.payroll.candidates`, "
-        "`LedgerApp.run_payroll`, `Projections.catch_up`), a rebuild of the read models, `account show` over "
+        "`LedgerApp.run_payroll` with `projections.payroll.ReadModelPayroll`, which keeps the read models in each "
+        "chunk's transaction, then `Projections.catch_up` for anything left), a rebuild of the read models, "
+        "`account show` over "
         "random cases, the statistics for January to September 2024 and `audit verify`. The application's clock is "
         "fixed at 2024-12-31."
     )

@@ -176,7 +176,8 @@ def step_catchup(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
 def step_payroll(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     """One month's payroll with its read models: candidates + run_payroll + catch_up."""
     from ledger.values import Month
-    from projections.payroll import candidates
+    from projections.payroll import CHUNK as PAYROLL_CHUNK
+    from projections.payroll import ReadModelPayroll, candidates
     from projections.runner import Projections
 
     app = _app(spec["url"])
@@ -189,7 +190,8 @@ def step_payroll(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     with meter.segment("candidates"), engine.connect() as conn:
         items = candidates(conn, month)
     with meter.segment("run_payroll"):
-        result = app.run_payroll(month, None, items, operator=PAYROLL_OPERATOR, effective=month.first_day())
+        result = app.run_payroll(month, None, items, operator=PAYROLL_OPERATOR, effective=month.first_day(),
+                                 chunk=PAYROLL_CHUNK, pay_chunk=ReadModelPayroll(app, proj))
     head1 = _head(app)
     with meter.segment("catch_up"):
         applied = proj.catch_up()
@@ -313,6 +315,11 @@ def step_verify(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     if spec.get("raw"):
         out["raw_read"] = raw.ordered_read(_engine(app), _events_table(app))
         out["raw_hash"] = raw.ordered_read(_engine(app), _events_table(app), hash_state=True)
+        if _engine(app).dialect.name == "postgresql":
+            # The fastest way out of PostgreSQL is a binary COPY; it is the limit the verify is held to.
+            out["raw_hash_cursor"] = out["raw_hash"]
+            out["raw_hash"] = dict(raw.ordered_read(_engine(app), _events_table(app), hash_state=True, method="copy"),
+                                   method="binary COPY")
     return out
 
 

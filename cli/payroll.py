@@ -28,7 +28,7 @@ def payroll() -> None:
 @payroll.command("run")
 @click.option("--month", type=MONTH, required=True, help="The benefit month to pay.")
 @click.option("--programme", type=click.Choice(MONTHLY), default=None, help="Only this programme (default: all monthly ones).")
-@click.option("--chunk", type=click.IntRange(min=1), default=500, show_default=True, help="Cases per transaction.")
+@click.option("--chunk", type=click.IntRange(min=1), default=5000, show_default=True, help="Cases per transaction.")
 @operator_option
 @date_option
 @pass_ledger
@@ -42,7 +42,7 @@ def run(ledger: Ledger, month: Month, programme: str | None, chunk: int, operato
     Example:
       ledger payroll run --month 2023-10 --operator zhao.min
     """
-    from projections.payroll import candidates
+    from projections.payroll import ReadModelPayroll, candidates
 
     with ledger.read() as conn:
         items = candidates(conn, month, programme)
@@ -50,6 +50,7 @@ def run(ledger: Ledger, month: Month, programme: str | None, chunk: int, operato
     result = ledger.app.run_payroll(
         month, Programme(programme) if programme else None, items, operator=operator, effective=effective,
         chunk=chunk, progress=progress_printer("payroll") if items else None,
+        pay_chunk=ReadModelPayroll(ledger.app, ledger.projections),
     )
     if result.batch is None:
         click.echo(f"nothing to pay for {month}: every active case is paid")

@@ -33,7 +33,7 @@ def status(ledger: Ledger, fmt: str) -> None:
 
 page_option = click.option(
     "--page-size", type=click.IntRange(min=1), default=PAGE_SIZE, show_default=True,
-    help="Events applied per transaction.",
+    help="Log positions (events) applied per transaction.",
 )
 
 

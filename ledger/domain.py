@@ -25,6 +25,7 @@ from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.utils import get_topic
 
 from ledger.errors import (
     AmountAboveStandard,
@@ -54,7 +55,9 @@ def case_id(case_no: str) -> UUID:
     return uuid5(NAMESPACE, f"case:{case_no}")
 
 
+@lru_cache(maxsize=64)
 def standard_id(programme: Programme, area: Area) -> UUID:
+    """Cached: every verification and decision looks its standard up, and there are only a few."""
     return uuid5(NAMESPACE, f"standard:{programme.value}:{area.value}")
 
 
@@ -1208,6 +1211,65 @@ class Payment(LedgerAggregate):
             effective=effective,
         )
 
+    @classmethod
+    def first_issue_event(
+        cls,
+        *,
+        case_no: str,
+        household_no: str,
+        programme: Programme,
+        area: Area,
+        month: Month,
+        amount_fen: int,
+        persons: int,
+        payee_name: str,
+        payee_account: str,
+        batch: str,
+        operator: str,
+        effective: date,
+    ) -> Payment.Issued:
+        """The event :meth:`issue` records for a month's first issue to a case without overpayment debt.
+
+        For the payroll of a whole caseload: the caller has established, inside the
+        transaction that will store the event, that the case is active in ``month`` with
+        entitlement ``amount_fen`` for ``persons``, that nothing was issued for the month
+        yet, and that the case owes no overpayment (so nothing is offset). The event is
+        the same as the aggregate would record, without building the aggregate; the
+        deterministic id still makes a second first issue collide in the event store.
+        """
+        if not programme.is_monthly:
+            raise InvalidInput(f"case {case_no} is {programme.value}; it is not paid monthly")
+        check_fen(amount_fen, f"the payment of case {case_no} for {month}")
+        if persons < 1:
+            raise InvalidInput(f"case {case_no} covers no person in {month}; no payment")
+        # Built as the event store's mapper builds events it reads: the same fields, in the
+        # order the event class declares them (the stored JSON follows that order).
+        e = object.__new__(cls.Issued)
+        object.__setattr__(e, "__dict__", dict(
+            originator_id=payment_id(case_no, month, 1),
+            originator_version=cls.INITIAL_VERSION,
+            timestamp=cls.Issued.create_timestamp(),
+            originator_topic=_PAYMENT_TOPIC,
+            operator=operator,
+            effective=effective,
+            ref=payment_ref(case_no, month, 1),
+            case_no=case_no,
+            programme=programme,
+            area=area,
+            household_no=household_no,
+            month=month,
+            issue_no=1,
+            kind="regular",
+            gross_fen=amount_fen,
+            offset_fen=0,
+            amount_fen=amount_fen,
+            persons=persons,
+            payee_name=payee_name,
+            payee_account=payee_account,
+            batch=batch,
+        ))
+        return e
+
     def settle(self, *, operator: str, effective: date) -> None:
         if self.status != "issued":
             raise InvalidTransition(f"payment {self.ref} is already {self.status}")
@@ -1239,6 +1301,8 @@ class Payment(LedgerAggregate):
         self.gross_fen -= amount_fen
         self.offset_fen -= amount_fen
 
+
+_PAYMENT_TOPIC = get_topic(Payment)
 
 # --------------------------------------------------------------------------- payroll batches and bank files
 

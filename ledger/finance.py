@@ -39,6 +39,14 @@ BANK_FILE_HEADER = ["reference", "payee_name", "account", "amount", "benefit_mon
 RESULTS_HEADER = ["reference", "amount", "result", "reason"]
 
 
+#: Pays one chunk of (case, months) pairs for a batch in its own transaction:
+#: ``(batch ref, pairs, operator, effective) -> (payment refs, skipped, totals)``.
+ChunkPayer = Callable[
+    [str, Sequence[tuple[str, Sequence[Month]]], str, date],
+    tuple[list[str], list[tuple[str, str, str]], dict[str, dict[str, int]]],
+]
+
+
 @dataclass
 class PayrollResult:
     """What a payroll run did."""
@@ -151,13 +159,20 @@ class FinanceCommands:
         effective: date,
         chunk: int = CHUNK,
         progress: Callable[[int, int], None] | None = None,
+        pay_chunk: ChunkPayer | None = None,
     ) -> PayrollResult:
         """Pay every candidate case what it is owed for the given months, a chunk per transaction.
 
         ``candidates`` are (case, months) pairs, usually selected from the read models;
-        each payment is still decided on the aggregates, so a stale candidate is simply
-        skipped and nothing is ever paid twice. An open batch of the month (a run killed
-        part-way) is resumed; with nothing to pay and no open batch, no batch is made.
+        each payment is decided again inside the chunk's transaction, so a stale
+        candidate is simply skipped and nothing is ever paid twice. An open batch of the
+        month (a run killed part-way) is resumed; with nothing to pay and no open batch,
+        no batch is made.
+
+        ``pay_chunk`` pays one chunk in its own transaction (see
+        :class:`projections.payroll.ReadModelPayroll`, which decides the plain months of a
+        whole caseload from the read models kept in that same transaction); without it,
+        every payment is decided on the aggregates.
         """
         runs = self.batches(month, programme)
         open_batch = next((b for b in runs if b.status == "open"), None)
@@ -170,12 +185,15 @@ class FinanceCommands:
         done = 0
         for i in range(0, len(candidates), chunk):
             part = candidates[i : i + chunk]
-            refs, skipped, totals = self.run(lambda w, part=part: self._pay_chunk(w, ref, part, operator, effective))
+            if pay_chunk is not None:
+                refs, skipped, totals = pay_chunk(ref, part, operator, effective)
+            else:
+                refs, skipped, totals = self.run(lambda w, part=part: self._pay_chunk(w, ref, part, operator, effective))
             if refs:
                 result.batch = ref
             result.issued.extend(refs)
             result.skipped.extend(skipped)
-            _add_totals(result.totals, totals)
+            add_totals(result.totals, totals)
             done += len(part)
             if progress:
                 progress(done, len(candidates))
@@ -196,8 +214,19 @@ class FinanceCommands:
         operator: str,
         effective: date,
     ) -> tuple[list[str], list[tuple[str, str, str]], dict[str, dict[str, int]]]:
-        month, programme, run_no = parse_batch_ref(ref)
-        batch: PayrollBatch | None = w.find(batch_id(month, programme, run_no))
+        refs, skipped, totals = self.issue_through_aggregates(w, ref, part, operator, effective)
+        self.add_to_batch(w, ref, refs, totals, operator, effective)
+        return refs, skipped, totals
+
+    def issue_through_aggregates(
+        self: LedgerApp,  # type: ignore[misc]
+        w: UnitOfWork,
+        ref: str,
+        part: Sequence[tuple[str, Sequence[Month]]],
+        operator: str,
+        effective: date,
+    ) -> tuple[list[str], list[tuple[str, str, str]], dict[str, dict[str, int]]]:
+        """Issue what each (case, months) pair is owed, deciding on the aggregates; the refused are skipped with why."""
         w.preload(case_id(c) for c, _ in part)
         cases = {c: w.find(case_id(c)) for c, _ in part}
         w.preload(household_id(c.household_no) for c in cases.values() if c is not None)
@@ -217,13 +246,26 @@ class FinanceCommands:
                     skipped.append((case_no, str(m), str(e)))
                     continue
                 refs.append(p.ref)
-                _add_totals(totals, {f"{p.programme.value}/{p.area.value}": _payment_totals(p)})
+                add_payment_totals(totals, p)
+        return refs, skipped, totals
+
+    def add_to_batch(
+        self: LedgerApp,  # type: ignore[misc]
+        w: UnitOfWork,
+        ref: str,
+        refs: list[str],
+        totals: dict[str, dict[str, int]],
+        operator: str,
+        effective: date,
+    ) -> None:
+        """Record payments in the run's batch, starting the batch with its first payments."""
+        month, programme, run_no = parse_batch_ref(ref)
+        batch: PayrollBatch | None = w.find(batch_id(month, programme, run_no))
         if refs:
             if batch is None:
                 batch = w.add(PayrollBatch(ref=ref, month=month, programme=programme, run_no=run_no,
                                            operator=operator, effective=effective), f"batch {ref}")
             batch.add(refs, totals, operator=operator, effective=effective)
-        return refs, skipped, totals
 
     def approve_batch(self: LedgerApp, ref: str, *, operator: str, effective: date) -> None:  # type: ignore[misc]
         """Approve a completed batch (four eyes: not by the operator who ran it)."""
@@ -330,11 +372,16 @@ class FinanceCommands:
         self.run(command)
 
 
-def _payment_totals(p: Payment) -> dict[str, int]:
+def _payment_totals(p: Payment | Payment.Issued) -> dict[str, int]:
     return {"payments": 1, "gross_fen": p.gross_fen, "offset_fen": p.offset_fen, "amount_fen": p.amount_fen, "persons": p.persons}
 
 
-def _add_totals(into: dict[str, dict[str, int]], more: dict[str, dict[str, int]]) -> None:
+def add_payment_totals(into: dict[str, dict[str, int]], p: Payment | Payment.Issued) -> None:
+    """Count one payment in a run's totals by programme and area."""
+    add_totals(into, {f"{p.programme.value}/{p.area.value}": _payment_totals(p)})
+
+
+def add_totals(into: dict[str, dict[str, int]], more: dict[str, dict[str, int]]) -> None:
     for key, t in more.items():
         mine = into.setdefault(key, {})
         for k, v in t.items():

@@ -13,6 +13,7 @@ the event that caused it.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timezone
@@ -35,6 +36,8 @@ def _sqlite_datetime(v: Any) -> Any:
     # Stored exactly as SQLAlchemy's SQLite DateTime stores it: the UTC wall time as text.
     if v is None or isinstance(v, str):
         return v
+    if v.tzinfo is timezone.utc and v.microsecond:  # the recorded times of events: the common case
+        return v.isoformat(" ")[:-6]
     if v.tzinfo is not None:
         v = v.astimezone(timezone.utc).replace(tzinfo=None)
     text = v.isoformat(" ")
@@ -65,11 +68,55 @@ def _converters(table: Any) -> list[tuple[str, Callable[[Any], Any]]]:
 _CONVERTERS: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {}
 
 
+def _copy_text(v: str) -> str:
+    # Scans in C first: most text (names, numbers, the events' compact JSON) has nothing to escape.
+    if "\\" in v:
+        v = v.replace("\\", "\\\\")
+    if "\t" in v:
+        v = v.replace("\t", "\\t")
+    if "\n" in v:
+        v = v.replace("\n", "\\n")
+    if "\r" in v:
+        v = v.replace("\r", "\\r")
+    return v
+
+
+def _copy_value(v: Any) -> str:
+    """One value in PostgreSQL's COPY text format."""
+    if v is None:
+        return "\\N"
+    t = type(v)
+    if t is str:
+        return _copy_text(v)
+    if t is int:
+        return int.__repr__(v)
+    if t is bool:
+        return "t" if v else "f"
+    if t is datetime or t is date:
+        return v.isoformat()
+    return _copy_text(str(v))
+
+
+def _copy_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """PostgreSQL: the rows in one COPY, many times faster than INSERTs for a page of events."""
+    cols = [c.name for c in table.columns if c.name in rows[0]]
+    lines = ["\t".join([_copy_value(r[c]) for c in cols]) for r in rows]
+    lines.append("")
+    cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.copy_expert(f'COPY "{table.name}" ({", ".join(cols)}) FROM STDIN', io.StringIO("\n".join(lines)))
+    finally:
+        cursor.close()
+
+
 def insert_many(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows; on SQLite straight through the driver, the hot path of a rebuild."""
+    """Insert many rows straight through the driver (COPY on PostgreSQL), the hot path of a rebuild."""
     if not rows:
         return
     conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        _copy_rows(session, table, rows)
+        return
     if conn.dialect.name != "sqlite":
         session.execute(insert(table), rows)
         return
@@ -79,7 +126,15 @@ def insert_many(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
     cols = [c.name for c in table.columns if c.name in rows[0]]
     convs = [(c, f) for c, f in convs if c in rows[0]]
     sql = f'INSERT INTO "{table.name}" ({", ".join(cols)}) VALUES ({", ".join(":" + c for c in cols)})'
-    data = [{**r, **{c: f(r[c]) for c, f in convs}} for r in rows] if convs else rows
+    if convs:
+        data = []
+        for r in rows:
+            r = r.copy()
+            for c, f in convs:
+                r[c] = f(r[c])
+            data.append(r)
+    else:
+        data = rows
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     cursor.executemany(sql, data)
     cursor.close()
@@ -138,7 +193,7 @@ class _Rows:
         return self.rows[key]
 
     def put(self, row: dict[str, Any]) -> dict[str, Any]:
-        key = tuple(row[k] for k in self.key)
+        key = (row[self.key[0]],) if len(self.key) == 1 else tuple(row[k] for k in self.key)
         self.rows[key] = row
         self.dirty.add(key)
         if self.id_column:
@@ -398,6 +453,11 @@ class LedgerView(SQLAlchemyTrackingRecorder):
         tt = self.tracking_table
         session.execute(update(tt).where(tt.c.application_name == UPSTREAM).values(notification_id=0))
 
+    def move_to(self, session: Session, position: int) -> None:
+        """Set the read models' position in the caller's transaction (after applying up to it)."""
+        tt = self.tracking_table
+        session.execute(update(tt).where(tt.c.application_name == UPSTREAM).values(notification_id=position))
+
     def position(self) -> int:
         """The last event position the read models include (0 = none)."""
         return self.max_tracking_id(UPSTREAM) or 0
@@ -425,7 +485,8 @@ class LedgerView(SQLAlchemyTrackingRecorder):
             return 0
         by_kind: dict[type, list[str]] = {}
         for _, e in decoded:
-            by_kind.setdefault(type(e).__qualname__.split(".")[0], []).append(e.originator_id.hex)
+            if e.originator_version > 1:  # an aggregate's first event makes its row: there is none to load
+                by_kind.setdefault(type(e).__qualname__.split(".")[0], []).append(e.originator_id.hex)
         page.cases.prefetch_ids(by_kind.get("Case", []))
         page.payments.prefetch_ids(by_kind.get("Payment", []))
         page.households.prefetch_ids(by_kind.get("Household", []))

@@ -99,3 +99,19 @@ def test_catch_up_killed_part_way_resumes_without_counting_twice(db_url: str) ->
     with _engine(app).connect() as conn:
         assert dump(conn) == after_kill
         assert statistics(conn, Month(2023, 1), Month(2023, 12), date(2023, 12, 31)) == figures
+
+
+def test_set_based_projection_writes_what_event_by_event_does(db_url: str) -> None:
+    """Payments issued projected from their stored JSON in SQL equal the same events applied one by one."""
+    app = LedgerApp(db_url)
+    build_history(app, cases=60, months=12)  # payments, returns, re-issues, retroactive suspensions
+    one_by_one = Projections(app, set_based=False)
+    assert one_by_one.rebuild(page_size=700) == one_by_one.head()
+    with _engine(app).connect() as conn:
+        reference = dump(conn)
+    assert reference["rm_payment"] and reference["rm_event"] and reference["rm_paid_month"]
+    set_based = Projections(app)
+    assert set_based.rebuild(page_size=700) == set_based.head()
+    with _engine(app).connect() as conn:
+        assert dump(conn) == reference
+        assert verify(app, conn, set_based.head()) == []

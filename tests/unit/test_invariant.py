@@ -27,6 +27,7 @@ from ledger.application import LedgerApp, parse_payment_ref
 from ledger.domain import Payment, payment_id
 from ledger.errors import LedgerError
 from ledger.values import Area, Channel, Month, Programme
+from projections.payroll import ReadModelPayroll
 from projections.payroll import candidates as rm_candidates
 from projections.queries import account_state
 from projections.runner import Projections
@@ -183,7 +184,10 @@ class History:
                 with app.factory.datastore.engine.connect() as conn:  # type: ignore[attr-defined]
                     proposed = rm_candidates(conn, mo)
                 assert proposed == expected, (mo, proposed, expected)
-            result = app.run_payroll(mo, None, expected, operator=RUNNER, effective=mo.first_day(), chunk=2)
+            # With read models, the plain months are paid from them and the rest on the aggregates.
+            pay_chunk = ReadModelPayroll(app, self.projections) if self.projections is not None else None
+            result = app.run_payroll(mo, None, expected, operator=RUNNER, effective=mo.first_day(), chunk=2,
+                                     pay_chunk=pay_chunk)
             assert not result.skipped, result.skipped
             self.refs.extend(result.issued)
         elif kind in ("return", "settle"):
