@@ -498,17 +498,32 @@ def statistics(conn: Connection, first: Month, last: Month, on: date, known_at: 
     month = Month.of(on)
     p = t.periods
 
-    def caseload(programmes: tuple[str, ...], status: str) -> dict[str, int]:
-        r = conn.execute(
-            select(func.count(func.distinct(p.c.household_no)), func.coalesce(func.sum(p.c.persons), 0), func.count()).where(
-                p.c.programme.in_(programmes),
-                p.c.status == status,
-                p.c.from_idx <= month.index,
-                p.c.to_idx > month.index,
-                _periods_known(conn, known_at),
-            )
-        ).one()
-        return {"households": int(r[0]), "persons": int(r[1]), "cases": int(r[2])}
+    # The caseload in two scans of the periods in force: one by programme and status, one
+    # for urban and rural dibao together (a household is counted once across both).
+    in_force = (
+        p.c.status.in_(("active", "suspended")),
+        p.c.from_idx <= month.index,
+        p.c.to_idx > month.index,
+        _periods_known(conn, known_at),
+    )
+    loads: dict[tuple[str, str], dict[str, int]] = {}
+    for programme, status, households, persons, cases in conn.execute(
+        select(p.c.programme, p.c.status, func.count(func.distinct(p.c.household_no)),
+               func.coalesce(func.sum(p.c.persons), 0), func.count())
+        .where(p.c.programme.in_(MONTHLY), *in_force)
+        .group_by(p.c.programme, p.c.status)
+    ):
+        loads[(programme, status)] = {"households": int(households), "persons": int(persons), "cases": int(cases)}
+    for status, households, persons, cases in conn.execute(
+        select(p.c.status, func.count(func.distinct(p.c.household_no)), func.coalesce(func.sum(p.c.persons), 0),
+               func.count())
+        .where(p.c.programme.in_(DIBAO), *in_force)
+        .group_by(p.c.status)
+    ):
+        loads[("dibao", status)] = {"households": int(households), "persons": int(persons), "cases": int(cases)}
+
+    def caseload(programme: str, status: str) -> dict[str, int]:
+        return loads.get((programme, status), {"households": 0, "persons": 0, "cases": 0})
 
     grants = conn.execute(
         select(func.count(), func.coalesce(func.sum(c.c.amount_fen), 0)).where(
@@ -532,9 +547,9 @@ def statistics(conn: Connection, first: Month, last: Month, on: date, known_at: 
             "payments": paid.get(prog, {}).get("payments", 0),
             "new_households": new.get(prog, {}).get("households", 0),
             "new_persons": new.get(prog, {}).get("persons", 0),
-            "caseload": caseload((prog,), "active"),
-            "suspended": caseload((prog,), "suspended"),
+            "caseload": caseload(prog, "active"),
+            "suspended": caseload(prog, "suspended"),
         }
     out["programmes"]["temporary"] = {"person_times": int(grants[0]), "paid_fen": int(grants[1])}
-    out["dibao_total"] = {"caseload": caseload(DIBAO, "active"), "suspended": caseload(DIBAO, "suspended")}
+    out["dibao_total"] = {"caseload": caseload("dibao", "active"), "suspended": caseload("dibao", "suspended")}
     return out
