@@ -11,18 +11,27 @@ the line and the field.
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
+from uuid import UUID
 
-from ledger.application import LedgerApp, UnitOfWork
+from ledger.application import LedgerApp, UnitOfWork, checked_id_number
+from ledger.domain import case_id, household_id
 from ledger.errors import InvalidInput, LedgerError
-from ledger.values import Area, Channel, Month, Programme, parse_date, parse_enum, parse_id_number, parse_money
+from ledger.values import Area, Channel, Month, Programme, parse_date, parse_enum, parse_money
+
+#: Most distinct texts each value parser remembers (dates, months, amounts and choices repeat across a file).
+PARSE_CACHE_LIMIT = 1 << 14
 
 
 def _utf8(v: str) -> str:
+    if v.isascii():
+        return v
     try:
         v.encode("utf-8")
     except UnicodeEncodeError:
@@ -31,9 +40,12 @@ def _utf8(v: str) -> str:
 
 
 def _text(v: Any) -> str:
-    if not isinstance(v, str) or not v.strip():
+    if not isinstance(v, str):
         raise InvalidInput("expected non-empty text")
-    return _utf8(v.strip())
+    s = v.strip()
+    if not s:
+        raise InvalidInput("expected non-empty text")
+    return _utf8(s)
 
 
 def _opt_text(v: Any) -> str:
@@ -50,22 +62,49 @@ def _bool(v: Any) -> bool:
     return v
 
 
-def _money(v: Any) -> int:
-    return parse_money(v)
+def _remembered(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``parse`` with its results for texts remembered.
+
+    For parsers whose results are immutable values (dates, months, enumeration
+    members, amounts in fen): a file repeats a few hundred of them over thousands of
+    lines. Only successful results are kept, so a bad value is refused (with the same
+    message) every time it occurs; values that are not text are parsed every time.
+    """
+    seen: dict[str, Any] = {}
+
+    def remembered(v: Any) -> Any:
+        if type(v) is not str:
+            return parse(v)
+        try:
+            return seen[v]
+        except KeyError:
+            pass
+        value = parse(v)
+        if len(seen) >= PARSE_CACHE_LIMIT:
+            seen.clear()
+        seen[v] = value
+        return value
+
+    return remembered
+
+
+def _parse_month(v: Any) -> Month:
+    return Month.parse(_text(v))
+
+
+def _parse_date(v: Any) -> date:
+    return parse_date(_text(v))
+
+
+_month = _remembered(_parse_month)
+_date = _remembered(_parse_date)
+_money = _remembered(parse_money)
 
 
 def _opt_money(v: Any) -> int:
     if v is None or v == "" or (type(v) is int and v == 0):
         return 0
-    return parse_money(v)
-
-
-def _month(v: Any) -> Month:
-    return Month.parse(_text(v))
-
-
-def _date(v: Any) -> date:
-    return parse_date(_text(v))
+    return _money(v)
 
 
 def _ids(v: Any) -> list[str] | None:
@@ -73,41 +112,59 @@ def _ids(v: Any) -> list[str] | None:
         return None
     if not isinstance(v, list) or not all(isinstance(i, str) for i in v):
         raise InvalidInput("expected a list of identity numbers")
-    return [parse_id_number(i) for i in v]
+    return [checked_id_number(i) for i in v]
 
 
 def _members(v: Any) -> list[dict[str, Any]]:
     if not isinstance(v, list) or not v or not all(isinstance(m, dict) for m in v):
         raise InvalidInput("expected a non-empty list of member objects")
     for i, m in enumerate(v, start=1):
-        _member(m, f"member {i}: ")
+        try:
+            _member(m)
+        except InvalidInput as e:
+            raise InvalidInput(f"member {i}: {e}") from None
     return v
 
 
-def _member(v: Any, where: str = "") -> dict[str, Any]:
+_MEMBER_TEXT_FIELDS = ("id_number", "name", "relation")
+
+
+def _member(v: Any) -> dict[str, Any]:
     if not isinstance(v, dict):
         raise InvalidInput("expected a member object")
-    for key in ("id_number", "name", "relation"):
+    for key in _MEMBER_TEXT_FIELDS:
         if key not in v:
-            raise InvalidInput(f"{where}field {key!r} is missing")
-        if not isinstance(v[key], str):
-            raise InvalidInput(f"{where}field {key!r}: expected text")
+            raise InvalidInput(f"field {key!r} is missing")
+        value = v[key]
+        if not isinstance(value, str):
+            raise InvalidInput(f"field {key!r}: expected text")
         try:
-            _utf8(v[key])
+            _utf8(value)
         except InvalidInput as e:
-            raise InvalidInput(f"{where}field {key!r}: {e}") from None
+            raise InvalidInput(f"field {key!r}: {e}") from None
     flags = v.get("flags", [])
     if flags is not None and not isinstance(flags, str) and not (isinstance(flags, list) and all(isinstance(f, str) for f in flags)):
-        raise InvalidInput(f"{where}field 'flags': expected a list of flags")
+        raise InvalidInput("field 'flags': expected a list of flags")
     try:
-        parse_id_number(str(v["id_number"]))
+        checked_id_number(v["id_number"])
     except InvalidInput as e:
-        raise InvalidInput(f"{where}field 'id_number': {e}") from None
+        raise InvalidInput(f"field 'id_number': {e}") from None
     return v
 
 
 def _enum(enum: type, what: str) -> Callable[[Any], Any]:
-    return lambda v: parse_enum(enum, _text(v), what)
+    return _remembered(lambda v: parse_enum(enum, _text(v), what))
+
+
+#: The fields every line has besides its action's own.
+COMMON_FIELDS = frozenset({"action", "operator", "date"})
+
+#: Fields that name a household or a case, and how each becomes the aggregate's id.
+_NAMING_FIELDS: tuple[tuple[str, Callable[[str], UUID]], ...] = (
+    ("household", household_id),
+    ("number", household_id),
+    ("case", case_id),
+)
 
 
 @dataclass(frozen=True)
@@ -116,6 +173,18 @@ class Action:
 
     fields: dict[str, tuple[Callable[[Any], Any], bool]]
     run: Callable[..., Any]
+    #: Every field a line of this action may have.
+    allowed: frozenset[str] = field(init=False, repr=False, compare=False)
+    #: (field, parser, required), in the order the fields are checked.
+    checks: tuple[tuple[str, Callable[[Any], Any], bool], ...] = field(init=False, repr=False, compare=False)
+    #: The fields of this action that name a household or a case (see :data:`_NAMING_FIELDS`).
+    naming: tuple[tuple[str, Callable[[str], UUID]], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Derived once per action rather than on every line of a file.
+        object.__setattr__(self, "allowed", frozenset(self.fields) | COMMON_FIELDS)
+        object.__setattr__(self, "checks", tuple((k, parser, required) for k, (parser, required) in self.fields.items()))
+        object.__setattr__(self, "naming", tuple((k, to_id) for k, to_id in _NAMING_FIELDS if k in self.fields))
 
 
 def _actions() -> dict[str, Action]:
@@ -283,7 +352,7 @@ def _income(v: Any) -> int:
     """Per-capita income may be zero, unlike an amount paid."""
     if (type(v) is int and v == 0) or v in ("0", "0.0", "0.00"):
         return 0
-    return parse_money(v)
+    return _money(v)
 
 
 ACTIONS = _actions()
@@ -300,9 +369,31 @@ class ImportResult:
     actions: dict[str, int]
 
 
-def _parse_line(number: int, text: str) -> tuple[Action, str, dict[str, Any], dict[str, Any]]:
+#: One parsed line: its number, action, action name, fields, operator and date.
+Parsed = tuple[int, Action, str, dict[str, Any], str, date]
+
+
+_raw_decode = json.JSONDecoder().raw_decode
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` of a line already stripped of surrounding whitespace, with the same errors.
+
+    Such a line has no JSON whitespace to skip at either end, so the decoder's own
+    ``raw_decode`` reads it directly; what would follow the value is "extra data".
+    """
+    if text[:1] == "\ufeff":
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    obj, end = _raw_decode(text)
+    if end != len(text):
+        rest = text[end:]
+        raise json.JSONDecodeError("Extra data", text, end + len(rest) - len(rest.lstrip(" \t\n\r")))
+    return obj
+
+
+def _parse_line(number: int, text: str) -> Parsed:
     try:
-        obj = json.loads(text)
+        obj = _loads(text)
     except json.JSONDecodeError as e:
         raise ImportError_(f"line {number}: not valid JSON ({e.msg})") from None
     except (ValueError, RecursionError):  # huge integers, nesting too deep
@@ -310,42 +401,63 @@ def _parse_line(number: int, text: str) -> tuple[Action, str, dict[str, Any], di
     if not isinstance(obj, dict):
         raise ImportError_(f"line {number}: expected a JSON object")
     name = obj.get("action")
-    if not isinstance(name, str) or name not in ACTIONS:
+    action = ACTIONS.get(name) if isinstance(name, str) else None
+    if action is None:
         raise ImportError_(f"line {number}: field 'action': unknown action {name!r} (see the README for the list)")
-    action = ACTIONS[name]
-    common: dict[str, Any] = {}
-    for field, parser in (("operator", _text), ("date", _date)):
-        if field not in obj:
-            raise ImportError_(f"line {number}: field {field!r} is missing")
-        try:
-            common[field] = parser(obj[field])
-        except InvalidInput as e:
-            raise ImportError_(f"line {number}: field {field!r}: {e}") from None
-    unknown = set(obj) - set(action.fields) - {"action", "operator", "date"}
-    if unknown:
-        raise ImportError_(f"line {number}: field {sorted(unknown)[0]!r} is not a field of {name}")
+    if "operator" not in obj:
+        raise ImportError_(f"line {number}: field 'operator' is missing")
+    try:
+        operator = _text(obj["operator"])
+    except InvalidInput as e:
+        raise ImportError_(f"line {number}: field 'operator': {e}") from None
+    if "date" not in obj:
+        raise ImportError_(f"line {number}: field 'date' is missing")
+    try:
+        day = _date(obj["date"])
+    except InvalidInput as e:
+        raise ImportError_(f"line {number}: field 'date': {e}") from None
+    if not action.allowed.issuperset(obj):
+        unknown = sorted(set(obj) - action.allowed)
+        raise ImportError_(f"line {number}: field {unknown[0]!r} is not a field of {name}")
     fields: dict[str, Any] = {}
-    for field, (parser, required) in action.fields.items():
-        if field not in obj:
-            if required:
-                raise ImportError_(f"line {number}: field {field!r} is missing for {name}")
-            continue
-        try:
-            fields[field] = parser(obj[field])
-        except InvalidInput as e:
-            raise ImportError_(f"line {number}: field {field!r}: {e}") from None
-    return action, name, fields, common
+    for key, parser, required in action.checks:
+        if key in obj:
+            try:
+                fields[key] = parser(obj[key])
+            except InvalidInput as e:
+                raise ImportError_(f"line {number}: field {key!r}: {e}") from None
+        elif required:
+            raise ImportError_(f"line {number}: field {key!r} is missing for {name}")
+    return number, action, name, fields, operator, day
 
 
-def _named_aggregates(parsed: list[tuple[Any, ...]]) -> Iterable[Any]:
+def _named_aggregates(parsed: list[Parsed]) -> Iterator[UUID]:
     """The ids of the households and cases a file names, to load (or know missing) in bulk."""
-    from ledger.domain import case_id, household_id
-
-    for _n, _action, _name, fields, _common in parsed:
-        for key, to_id in (("household", household_id), ("number", household_id), ("case", case_id)):
+    for _n, action, _name, fields, _operator, _day in parsed:
+        for key, to_id in action.naming:
             value = fields.get(key)
             if isinstance(value, str):
                 yield to_id(value)
+
+
+@contextmanager
+def _cycle_collection_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a file is imported.
+
+    Until its one transaction commits, an import holds every parsed line and every
+    aggregate and event the file makes: hundreds of thousands of objects that stay
+    alive and form no reference cycles. As they accumulate, the collector would walk
+    all of them again and again, a large share of the time of a big file, and free
+    nothing. Reference counting still frees everything else at once; the collector
+    runs again (if it was on) as soon as the import returns or fails.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def import_lines(
@@ -359,9 +471,15 @@ def import_lines(
     the households and cases the file names are loaded with a few queries, then the
     actions run in order through the application's commands.
     """
+    with _cycle_collection_paused():
+        return _import(app, lines, progress)
+
+
+def _import(app: LedgerApp, lines: Iterable[str], progress: Callable[[int], None] | None) -> ImportResult:
+    """The import itself (see :func:`import_lines`, which runs it with the cyclic collector paused)."""
     uow: UnitOfWork = app.unit_of_work()
     counts: dict[str, int] = {}
-    parsed = []
+    parsed: list[Parsed] = []
     n = 0
     numbered = enumerate(lines, start=1)
     while True:
@@ -372,13 +490,13 @@ def import_lines(
         except UnicodeDecodeError:
             raise ImportError_(f"line {n + 1}: not valid UTF-8 text") from None
         text = raw.strip()
-        if not text or text.startswith("#"):
+        if not text or text[0] == "#":
             continue
-        parsed.append((n, *_parse_line(n, text)))
+        parsed.append(_parse_line(n, text))
     uow.preload(_named_aggregates(parsed))
-    for n, action, name, fields, common in parsed:
+    for n, action, name, fields, operator, day in parsed:
         try:
-            action.run(app, fields, operator=common["operator"], effective=common["date"], uow=uow)
+            action.run(app, fields, operator=operator, effective=day, uow=uow)
         except LedgerError as e:
             raise ImportError_(f"line {n} ({name}): {e}") from None
         except KeyError as e:  # a member object without a field
@@ -386,8 +504,7 @@ def import_lines(
         counts[name] = counts.get(name, 0) + 1
         if progress and n % 1000 == 0:
             progress(n)
-    events = uow.pending()
-    uow.commit()
+    events = uow.commit_batch()
     if progress:
         progress(n)
     return ImportResult(lines=sum(counts.values()), events=events, actions=counts)

@@ -230,3 +230,51 @@ def test_bad_identity_number_inside_a_field_names_the_field(app: LedgerApp, four
         run(app, [*PREFIX, fourth])
     assert written(app) == 0
     assert f"'{field}'" in str(raised.value)
+
+
+def test_a_bad_value_is_refused_every_time_it_occurs(app: LedgerApp) -> None:
+    # Parsed values are remembered between lines; refusals are not.
+    bad = line("case.reject", date="2023-02-30", case="U1", reason="r")
+    for _ in range(2):
+        with pytest.raises(ImportError_, match=r"^line 4: field 'date': invalid date '2023-02-30'"):
+            run(app, [*PREFIX, bad])
+    run(app, [*PREFIX, VERIFY])
+    assert app.get_case("U1").verifications[0].verified_on.isoformat() == "2023-01-05"
+
+
+def test_the_garbage_collector_is_left_as_it_was(app: LedgerApp) -> None:
+    import gc
+
+    assert gc.isenabled()
+    run(app, PREFIX)
+    assert gc.isenabled()
+    with pytest.raises(ImportError_):
+        run(app, [VERIFY, line("case.verify", case="U9", income="200", assets_ok=True, verifier="z", valid_until="2023-12-31")])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        run(app, [VERIFY])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_an_import_keeps_a_repository_cache_current() -> None:
+    # With a cache that is not fast-forwarded, the saved aggregates must replace the cached ones.
+    app = LedgerApp("memory:", env={"AGGREGATE_CACHE_MAXSIZE": "100", "AGGREGATE_CACHE_FASTFORWARD": "n"})
+    run(app, PREFIX)
+    assert app.get_case("U1").status == "applied"
+    run(app, [VERIFY, APPROVE])
+    assert app.get_case("U1").status == "active"
+
+
+def test_an_import_still_reaches_a_hook_after_saving() -> None:
+    seen: list[Any] = []
+
+    class Hooked(LedgerApp):
+        def _notify(self, recordings: list[Any]) -> None:
+            seen.extend(recordings)
+
+    app = Hooked("memory:")
+    run(app, PREFIX)
+    assert len(seen) == written(app) == 4
