@@ -566,35 +566,44 @@ def render(store: dict[str, Any], command: str) -> str:
     out.append("## Province")
     out.append("")
     province = [r for r in runs if r["scale"] == "province"]
-    if province:
-        out.append("Province ran; see its section above.")
-    else:
+    ran = {r["db"] for r in province}
+    if ran:
+        out.append(f"Province ran on {' and '.join(DB_NAMES[d] for d in DB_NAMES if d in ran)}; see its section above.")
+        out.append("")
+    missing = [d for d in DB_NAMES if d not in ran and any(r["db"] == d for r in runs)]
+    if missing:
         out.append(
-            "Province (1,000,000 cases, twelve monthly payrolls) was **not run**: at the rates measured here it would take "
-            "many hours on this machine, most of it in the payroll and the import, while other work shares the two "
-            "cores. The command supports it (`--scale province`). The estimate below extrapolates linearly from the "
-            "largest run of each database (its rates times the province's work); the month-by-month payroll tables "
-            "show whether the rates stay flat as the log grows, which the extrapolation assumes."
+            f"Province (1,000,000 cases, twelve monthly payrolls) was **not run** on "
+            f"{' and '.join(DB_NAMES[d] for d in missing)} (it would take hours on this machine, while other work "
+            "shares the two cores). The command supports it (`--scale province`). The estimate below extrapolates "
+            "linearly from the largest run of that database (its rates times the province's work); the month-by-month "
+            "payroll tables show whether the rates stay flat as the log grows, which the extrapolation assumes."
         )
         out.append("")
-        for db in DB_NAMES:
-            candidates = [r for r in runs if r["db"] == db]
-            if not candidates:
-                continue
-            base = max(candidates, key=lambda r: (r["households"], r["months"]))
-            e = extrapolate(base)
-            if e is None:
-                continue
-            out.append(f"From {e['from']} (×{e['factor']:,.0f} the cases, {base['months']} months measured):")
-            out.append("")
-            rows = [[SHORT[r["step"]], r["work"], secs(r["seconds"])] for r in e["rows"]]
-            rows.append(["**total** (without the report)", f"log of {n0(e['log'])} events", f"**{secs(e['total'])}**"])
-            out.append(_table(["step", "province work", "estimated time"], rows, right={2}))
-            out.append("")
+    for db in DB_NAMES:
+        candidates = [r for r in runs if r["db"] == db]
+        if not candidates:
+            continue
+        if db in ran:
             scaling = rates_by_scale(candidates)
             if scaling:
                 out.append(scaling)
                 out.append("")
+            continue
+        base = max(candidates, key=lambda r: (r["households"], r["months"]))
+        e = extrapolate(base)
+        if e is None:
+            continue
+        out.append(f"From {e['from']} (×{e['factor']:,.0f} the cases, {base['months']} months measured):")
+        out.append("")
+        rows = [[SHORT[r["step"]], r["work"], secs(r["seconds"])] for r in e["rows"]]
+        rows.append(["**total** (without the report)", f"log of {n0(e['log'])} events", f"**{secs(e['total'])}**"])
+        out.append(_table(["step", "province work", "estimated time"], rows, right={2}))
+        out.append("")
+        scaling = rates_by_scale(candidates)
+        if scaling:
+            out.append(scaling)
+            out.append("")
     out.append("## Where the time goes")
     out.append("")
     out.append(
