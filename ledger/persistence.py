@@ -3,7 +3,9 @@
 One persistence route serves SQLite and PostgreSQL. The factory builds the engine
 itself so that SQLite waits for a busy database instead of failing at once, and
 writes with ``synchronous=NORMAL`` under WAL (durable at every checkpoint, safe on
-power loss of the OS, and much faster for a clerk's many small commits).
+power loss of the OS, and much faster for a clerk's many small commits) with a page
+cache large enough for the indexes a batch writes into. Large appends to PostgreSQL
+are one ``COPY`` (see ``docs/decisions/0013``).
 """
 
 from __future__ import annotations
@@ -38,9 +40,18 @@ SQLITE_CACHE_KIB = 64 * 1024
 COPY_FROM = 50
 
 
-def _copy_text(v: str) -> str:
-    """Text in PostgreSQL's COPY text format."""
-    return v.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+def copy_text(v: str) -> str:
+    """Text in PostgreSQL's COPY text format (backslash, tab, newline and carriage return escaped)."""
+    # Scans in C first: most text (names, numbers, the events' compact JSON) has nothing to escape.
+    if "\\" in v:
+        v = v.replace("\\", "\\\\")
+    if "\t" in v:
+        v = v.replace("\t", "\\t")
+    if "\n" in v:
+        v = v.replace("\n", "\\n")
+    if "\r" in v:
+        v = v.replace("\r", "\\r")
+    return v
 
 
 def append_only_installed(conn: Any, table: str) -> bool:
@@ -208,7 +219,7 @@ class LedgerApplicationRecorder(SQLAlchemyApplicationRecorder):
             cursor.execute(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"')
             head = cursor.fetchone()[0]
             lines = [
-                f"{e.originator_id}\t{e.originator_version}\t{_copy_text(e.topic)}\t\\\\x{bytes(e.state).hex()}"
+                f"{e.originator_id}\t{e.originator_version}\t{copy_text(e.topic)}\t\\\\x{bytes(e.state).hex()}"
                 for e in stored_events
             ]
             lines.append("")

@@ -26,6 +26,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from ledger.domain import BankFile, Case, Change, Household, Payment, PayrollBatch, Seal, Standard, fold_periods
+from ledger.persistence import copy_text
 from ledger.values import Month
 from projections import tables as t
 
@@ -68,33 +69,20 @@ def _converters(table: Any) -> list[tuple[str, Callable[[Any], Any]]]:
 _CONVERTERS: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {}
 
 
-def _copy_text(v: str) -> str:
-    # Scans in C first: most text (names, numbers, the events' compact JSON) has nothing to escape.
-    if "\\" in v:
-        v = v.replace("\\", "\\\\")
-    if "\t" in v:
-        v = v.replace("\t", "\\t")
-    if "\n" in v:
-        v = v.replace("\n", "\\n")
-    if "\r" in v:
-        v = v.replace("\r", "\\r")
-    return v
-
-
 def _copy_value(v: Any) -> str:
     """One value in PostgreSQL's COPY text format."""
     if v is None:
         return "\\N"
     t = type(v)
     if t is str:
-        return _copy_text(v)
+        return copy_text(v)
     if t is int:
         return int.__repr__(v)
     if t is bool:
         return "t" if v else "f"
     if t is datetime or t is date:
         return v.isoformat()
-    return _copy_text(str(v))
+    return copy_text(str(v))
 
 
 def _copy_rows(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:

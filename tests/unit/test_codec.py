@@ -56,3 +56,10 @@ def test_nested_values_and_text_that_needs_escaping() -> None:
     assert ours.decode(ours.encode(state)) == theirs.decode(theirs.encode(state)) == state
     # The same value written twice comes back equal, and cached values are immutable ones.
     assert ours.decode(ours.encode(state)) == state
+
+
+def test_copy_text_escapes_what_postgresql_copy_reads_specially() -> None:
+    from ledger.persistence import copy_text
+
+    assert copy_text("plain 中文 text") == "plain 中文 text"
+    assert copy_text('a\\b\tc\nd\re "q"') == 'a\\\\b\\tc\\nd\\re "q"'
