@@ -457,14 +457,22 @@ def _monthly_account(conn: Connection, c: Any, on: date, month: Month, known_at:
 # --------------------------------------------------------------------------- statistics
 
 
-def statistics(conn: Connection, first: Month, last: Month, on: date, known_at: datetime | None = None) -> dict[str, Any]:
+def statistics(
+    conn: Connection, first: Month, last: Month, on: date, known_at: datetime | None = None, kept: bool = True
+) -> dict[str, Any]:
     """The monthly civil-affairs statistics (DOMAIN §5) for benefit months ``first``..``last``.
 
     Paid amount and person-times come from net payments (returned ones do not count; a
     re-issue counts once); newly added from first benefit months in the period; the
     caseload from the case periods in force in ``on``'s benefit month.
+
+    As the record stands now, every figure comes from the totals and counts the
+    projection keeps (a few rows per month); ``kept=False`` computes the same figures
+    from every payment, case and period instead (the reference the kept ones are
+    tested against). As known at a past moment, they are always computed that way.
     """
-    if known_at is None:
+    kept = kept and known_at is None
+    if kept:
         # As the record stands now: the monthly totals the projection keeps, a row a month.
         pm = t.paid_months
         rows = conn.execute(
@@ -488,39 +496,24 @@ def statistics(conn: Connection, first: Month, last: Month, on: date, known_at: 
     paid = {r[0]: {"paid_fen": int(r[1]), "person_times": int(r[2]), "payments": int(r[3])} for r in rows}
 
     c = t.cases
-    new_rows = conn.execute(
-        select(c.c.programme, func.count(func.distinct(c.c.household_no)), func.coalesce(func.sum(c.c.persons_at_approval), 0))
-        .where(c.c.first_idx >= first.index, c.c.first_idx <= last.index, _known(c.c.approved_at, conn, known_at))
-        .group_by(c.c.programme)
-    ).all()
+    if kept:
+        # As the record stands now: the counts the projection keeps (see projections.counts).
+        nc = t.new_counts
+        new_rows = conn.execute(
+            select(nc.c.programme, func.sum(nc.c.households), func.sum(nc.c.persons))
+            .where(nc.c.lo_idx >= first.index, nc.c.hi_idx <= last.index)
+            .group_by(nc.c.programme)
+        ).all()
+    else:
+        new_rows = conn.execute(
+            select(c.c.programme, func.count(func.distinct(c.c.household_no)), func.coalesce(func.sum(c.c.persons_at_approval), 0))
+            .where(c.c.first_idx >= first.index, c.c.first_idx <= last.index, _known(c.c.approved_at, conn, known_at))
+            .group_by(c.c.programme)
+        ).all()
     new = {r[0]: {"households": int(r[1]), "persons": int(r[2])} for r in new_rows}
 
     month = Month.of(on)
-    p = t.periods
-
-    # The caseload in two scans of the periods in force: one by programme and status, one
-    # for urban and rural dibao together (a household is counted once across both).
-    in_force = (
-        p.c.status.in_(("active", "suspended")),
-        p.c.from_idx <= month.index,
-        p.c.to_idx > month.index,
-        _periods_known(conn, known_at),
-    )
-    loads: dict[tuple[str, str], dict[str, int]] = {}
-    for programme, status, households, persons, cases in conn.execute(
-        select(p.c.programme, p.c.status, func.count(func.distinct(p.c.household_no)),
-               func.coalesce(func.sum(p.c.persons), 0), func.count())
-        .where(p.c.programme.in_(MONTHLY), *in_force)
-        .group_by(p.c.programme, p.c.status)
-    ):
-        loads[(programme, status)] = {"households": int(households), "persons": int(persons), "cases": int(cases)}
-    for status, households, persons, cases in conn.execute(
-        select(p.c.status, func.count(func.distinct(p.c.household_no)), func.coalesce(func.sum(p.c.persons), 0),
-               func.count())
-        .where(p.c.programme.in_(DIBAO), *in_force)
-        .group_by(p.c.status)
-    ):
-        loads[("dibao", status)] = {"households": int(households), "persons": int(persons), "cases": int(cases)}
+    loads = _caseload_kept(conn, month) if kept else _caseload_scanned(conn, month, known_at)
 
     def caseload(programme: str, status: str) -> dict[str, int]:
         return loads.get((programme, status), {"households": 0, "persons": 0, "cases": 0})
@@ -553,3 +546,49 @@ def statistics(conn: Connection, first: Month, last: Month, on: date, known_at: 
     out["programmes"]["temporary"] = {"person_times": int(grants[0]), "paid_fen": int(grants[1])}
     out["dibao_total"] = {"caseload": caseload("dibao", "active"), "suspended": caseload("dibao", "suspended")}
     return out
+
+
+Loads = dict[tuple[str, str], dict[str, int]]
+
+
+def _caseload_kept(conn: Connection, month: Month) -> Loads:
+    """The caseload in ``month`` from the steps the projection keeps: a few rows per month."""
+    cs = t.caseload_steps
+    return {
+        (grp, status): {"households": int(h), "persons": int(p), "cases": int(n)}
+        for grp, status, h, p, n in conn.execute(
+            select(cs.c.grp, cs.c.status, func.sum(cs.c.households), func.sum(cs.c.persons), func.sum(cs.c.cases))
+            .where(cs.c.month_idx <= month.index)
+            .group_by(cs.c.grp, cs.c.status)
+        )
+    }
+
+
+def _caseload_scanned(conn: Connection, month: Month, known_at: datetime | None) -> Loads:
+    """The caseload in ``month`` from the case periods as known at ``known_at``, in two scans."""
+    p = t.periods
+    # The caseload in two scans of the periods in force: one by programme and status, one
+    # for urban and rural dibao together (a household is counted once across both).
+    in_force = (
+        p.c.status.in_(("active", "suspended")),
+        p.c.from_idx <= month.index,
+        p.c.to_idx > month.index,
+        _periods_known(conn, known_at),
+    )
+    loads: dict[tuple[str, str], dict[str, int]] = {}
+    for programme, status, households, persons, cases in conn.execute(
+        select(p.c.programme, p.c.status, func.count(func.distinct(p.c.household_no)),
+               func.coalesce(func.sum(p.c.persons), 0), func.count())
+        .where(p.c.programme.in_(MONTHLY), *in_force)
+        .group_by(p.c.programme, p.c.status)
+    ):
+        loads[(programme, status)] = {"households": int(households), "persons": int(persons), "cases": int(cases)}
+    for status, households, persons, cases in conn.execute(
+        select(p.c.status, func.count(func.distinct(p.c.household_no)), func.coalesce(func.sum(p.c.persons), 0),
+               func.count())
+        .where(p.c.programme.in_(DIBAO), *in_force)
+        .group_by(p.c.status)
+    ):
+        loads[("dibao", status)] = {"households": int(households), "persons": int(persons), "cases": int(cases)}
+
+    return loads

@@ -177,6 +177,32 @@ paid_months = Table(
     Column("payments", BIG, nullable=False),
 )
 
+#: The caseload kept as steps: a group's count on month M is the sum of its steps up to M
+#: (see :mod:`projections.counts`). ``grp`` is a monthly programme or ``dibao`` (urban and
+#: rural together, a household counted once).
+caseload_steps = Table(
+    "rm_caseload_step",
+    metadata,
+    Column("grp", String(16), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("month_idx", Integer, primary_key=True),
+    Column("households", BIG, nullable=False),
+    Column("persons", BIG, nullable=False),
+    Column("cases", BIG, nullable=False),
+)
+
+#: Newly added cases kept as counts over (lo, hi) month pairs: the new households of a
+#: period [a, b] are the sum over rows with a <= lo and hi <= b (see :mod:`projections.counts`).
+new_counts = Table(
+    "rm_new_count",
+    metadata,
+    Column("programme", String(16), primary_key=True),
+    Column("lo_idx", Integer, primary_key=True),
+    Column("hi_idx", Integer, primary_key=True),
+    Column("households", BIG, nullable=False),
+    Column("persons", BIG, nullable=False),
+)
+
 overpayments = Table(
     "rm_overpayment",
     metadata,

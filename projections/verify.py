@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.application import LedgerApp
 from ledger.domain import Case, Household, Payment, Standard
+from projections import counts
 from projections import tables as t
 
 Progress = Callable[[int, int], None]
@@ -59,6 +60,8 @@ def _expected(app: LedgerApp, head: int, progress: Progress | None) -> dict[str,
         "households": {}, "members": {}, "cases": {}, "periods": {}, "payments": {}, "standards": {}, "verifications": {},
         "overpayments": {}, "recoveries": {}, "paid_months": {},
     }
+    periods_by_household: dict[str, list[counts.PeriodShape]] = {}
+    firsts_by_household: dict[str, list[counts.FirstMonth]] = {}
     done = 0
     for agg in _aggregates(app, head):
         if isinstance(agg, Household):
@@ -80,7 +83,15 @@ def _expected(app: LedgerApp, head: int, progress: Progress | None) -> dict[str,
                 "persons_at_approval": agg.persons_at_approval,
                 "verifications": len(agg.verifications),
             }
+            if agg.first_month is not None:
+                firsts_by_household.setdefault(agg.household_no, []).append(
+                    (agg.programme.value, agg.first_month.index, agg.persons_at_approval)
+                )
             for p in agg.periods():
+                periods_by_household.setdefault(agg.household_no, []).append(
+                    (agg.programme.value, p.status, p.from_month.index,
+                     p.to_month.index if p.to_month else t.OPEN_END, len(p.covered))
+                )
                 key = (agg.case_no, p.from_month.index)
                 exp["periods"][key] = {
                     "to_idx": p.to_month.index if p.to_month else t.OPEN_END, "status": p.status,
@@ -112,6 +123,15 @@ def _expected(app: LedgerApp, head: int, progress: Progress | None) -> dict[str,
         done += 1
         if progress and done % 1000 == 0:
             progress(done, 0)
+    # The statistics' kept counts, from every household's cases at once (not page by page).
+    steps: counts.Steps = {}
+    for shapes in periods_by_household.values():
+        counts.add_caseload(steps, shapes)
+    exp["caseload_steps"] = {k: dict(zip(("households", "persons", "cases"), v)) for k, v in steps.items() if any(v)}
+    news: counts.NewCounts = {}
+    for firsts in firsts_by_household.values():
+        counts.add_new(news, firsts)
+    exp["new_counts"] = {k: dict(zip(("households", "persons"), v)) for k, v in news.items() if any(v)}
     return exp
 
 
@@ -134,6 +154,16 @@ def _actual(conn: Connection) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]
         (r["programme"], r["area"], r["month_idx"]): dict(r)
         for r in conn.execute(select(t.paid_months)).mappings()
         if r["payments"]
+    }
+    act["caseload_steps"] = {
+        (r["grp"], r["status"], r["month_idx"]): dict(r)
+        for r in conn.execute(select(t.caseload_steps)).mappings()
+        if r["households"] or r["persons"] or r["cases"]
+    }
+    act["new_counts"] = {
+        (r["programme"], r["lo_idx"], r["hi_idx"]): dict(r)
+        for r in conn.execute(select(t.new_counts)).mappings()
+        if r["households"] or r["persons"]
     }
     act["overpayments"] = {}
     for r in conn.execute(select(t.overpayments)).mappings():

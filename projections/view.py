@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from ledger.domain import BankFile, Case, Change, Household, Payment, PayrollBatch, Seal, Standard, fold_periods
 from ledger.persistence import copy_text
 from ledger.values import Month
+from projections import counts
 from projections import tables as t
 
 UPSTREAM = "Ledger"
@@ -226,6 +227,10 @@ class _Page:
         self.batches = _Rows(session, t.batches, ["ref"], "batch_id")
         self.paid_months = _Rows(session, t.paid_months, ["programme", "area", "month_idx"])
         self.bank_lines = _Rows(session, t.bank_lines, ["file_id", "line"])
+        self.caseload_steps = _Rows(session, t.caseload_steps, ["grp", "status", "month_idx"])
+        self.new_counts = _Rows(session, t.new_counts, ["programme", "lo_idx", "hi_idx"])
+        self.period_households: set[str] = set()  # households whose case periods changed in this page
+        self.approved_households: set[str] = set()  # households with a case approved in this page
         self.changes: dict[str, list[Change]] = {}
         self.open_periods: dict[str, list[dict[str, Any]]] = {}
         self.new_changes: list[dict[str, Any]] = []
@@ -283,6 +288,9 @@ class _Page:
         case_no = case["case_no"]
         changes = self._load_changes(case_no)
         changes.append(change)
+        self.period_households.add(case["household_no"])
+        if change.kind == "approved":
+            self.approved_households.add(case["household_no"])
         self.new_changes.append(
             {
                 "case_no": case_no,
@@ -328,8 +336,78 @@ class _Page:
             keep.append(row)
         self.open_periods[case_no] = keep
 
+    def _existing(self, households: set[str]) -> list[str]:
+        """The households that may have rows in the database already (not registered in this page)."""
+        return [h for h in households if (h,) in self.households.in_db or (h,) not in self.households.rows]
+
+    def _count(self) -> None:
+        """Replace the touched households' part of the kept counts (read the database before the page is written)."""
+        steps: counts.Steps = {}
+        if self.period_households:
+            old: dict[str, list[tuple[int, counts.PeriodShape]]] = {}
+            existing = self._existing(self.period_households)
+            p, c = t.periods, t.cases
+            for i in range(0, len(existing), 500):
+                for h, pid, *shape in self.session.execute(  # through the cases' index by household
+                    select(c.c.household_no, p.c.id, p.c.programme, p.c.status, p.c.from_idx, p.c.to_idx, p.c.persons)
+                    .join(p, p.c.case_no == c.c.case_no)
+                    .where(c.c.household_no.in_(existing[i : i + 500]), p.c.known_to.is_(None))
+                ):
+                    old.setdefault(h, []).append((pid, tuple(shape)))  # type: ignore[arg-type]
+            closed = {c["p_id"] for c in self.closed_periods}
+            new: dict[str, list[counts.PeriodShape]] = {
+                h: [shape for pid, shape in rows if pid not in closed] for h, rows in old.items()
+            }
+            for r in self.new_periods:
+                if r["known_to"] is None:
+                    new.setdefault(r["household_no"], []).append(
+                        (r["programme"], r["status"], r["from_idx"], r["to_idx"], r["persons"])
+                    )
+            for h in self.period_households:
+                counts.add_caseload(steps, [shape for _, shape in old.get(h, [])], -1)
+                counts.add_caseload(steps, new.get(h, []))
+        self._add(self.caseload_steps, steps, ("households", "persons", "cases"))
+        news: counts.NewCounts = {}
+        c = t.cases
+        if self.approved_households:
+            before: dict[str, dict[str, counts.FirstMonth]] = {}
+            existing = self._existing(self.approved_households)
+            for i in range(0, len(existing), 500):
+                for h, case_no, *first in self.session.execute(
+                    select(c.c.household_no, c.c.case_no, c.c.programme, c.c.first_idx, c.c.persons_at_approval)
+                    .where(c.c.household_no.in_(existing[i : i + 500]), c.c.first_idx.is_not(None))
+                ):
+                    before.setdefault(h, {})[case_no] = tuple(first)  # type: ignore[assignment]
+            after = {h: dict(rows) for h, rows in before.items()}
+            for row in self.cases.rows.values():
+                h = row["household_no"]
+                if h in self.approved_households:
+                    mine = after.setdefault(h, {})
+                    if row["first_idx"] is None:
+                        mine.pop(row["case_no"], None)
+                    else:
+                        mine[row["case_no"]] = (row["programme"], row["first_idx"], row["persons_at_approval"])
+            for h in self.approved_households:
+                counts.add_new(news, before.get(h, {}).values(), -1)
+                counts.add_new(news, after.get(h, {}).values())
+        self._add(self.new_counts, news, ("households", "persons"))
+
+    @staticmethod
+    def _add(rows: "_Rows", deltas: dict[tuple[Any, ...], list[int]], fields: tuple[str, ...]) -> None:
+        for key, values in deltas.items():
+            if not any(values):
+                continue
+            row = rows.get(*key)
+            if row is None:
+                row = rows.put({**dict(zip(rows.key, key)), **dict.fromkeys(fields, 0)})
+            else:
+                rows.touch(*key)
+            for f, v in zip(fields, values):
+                row[f] += v
+
     def flush(self) -> None:
-        for rows in (self.households, self.members, self.cases, self.payments, self.batches, self.bank_lines, self.paid_months):
+        self._count()
+        for rows in (self.caseload_steps, self.new_counts, self.households, self.members, self.cases, self.payments, self.batches, self.bank_lines, self.paid_months):
             rows.flush()
         insert_many(self.session, t.changes, self.new_changes)
         if self.closed_periods:
