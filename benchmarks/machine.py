@@ -49,7 +49,9 @@ def _git() -> dict[str, Any]:
             return ""
 
     changed = [line[3:] for line in git("status", "--porcelain", "--", "ledger", "projections", "cli").splitlines()]
-    return {"commit": git("rev-parse", "--short", "HEAD"), "product_files_changed": changed}
+    # The last commit that changed the product code: committing documents or results meanwhile changes nothing.
+    commit = git("log", "-1", "--format=%h", "--", "ledger", "projections", "cli") or git("rev-parse", "--short", "HEAD")
+    return {"commit": commit, "product_files_changed": changed}
 
 
 def code_version() -> str:

@@ -28,7 +28,7 @@ def payroll() -> None:
 @payroll.command("run")
 @click.option("--month", type=MONTH, required=True, help="The benefit month to pay.")
 @click.option("--programme", type=click.Choice(MONTHLY), default=None, help="Only this programme (default: all monthly ones).")
-@click.option("--chunk", type=click.IntRange(min=1), default=5000, show_default=True, help="Cases per transaction.")
+@click.option("--chunk", type=click.IntRange(min=1), default=20000, show_default=True, help="Cases per transaction.")
 @operator_option
 @date_option
 @pass_ledger

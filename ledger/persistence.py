@@ -36,6 +36,11 @@ SQLITE_BUSY_TIMEOUT_S = 60
 #: indexes a payroll or a rebuild writes into; every miss is a read of the file.
 SQLITE_CACHE_KIB = 64 * 1024
 
+#: WAL pages before SQLite copies them back into the database file (default 1,000). A
+#: payroll chunk dirties thousands of index pages; checkpointing less often writes a page
+#: changed by several chunks once (measured: about 10 % more payments per second).
+SQLITE_WAL_AUTOCHECKPOINT = 16384
+
 #: From this many events in one append, PostgreSQL is written with COPY instead of INSERT.
 COPY_FROM = 50
 
@@ -121,6 +126,7 @@ class LedgerFactory(SQLAlchemyFactory):
                 cursor = dbapi_connection.cursor()
                 cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+                cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT}")
                 cursor.close()
 
 

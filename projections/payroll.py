@@ -109,7 +109,7 @@ def candidates(conn: Connection, month: Month, programme: str | None = None) -> 
 
 
 #: Cases per transaction when the read models decide the plain months.
-CHUNK = 5000
+CHUNK = 20000
 
 @dataclass(frozen=True)
 class _Plain:

@@ -141,6 +141,7 @@ class _Rows:
         self.rows: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.in_db: set[tuple[Any, ...]] = set()
         self.dirty: set[tuple[Any, ...]] = set()
+        self._all_loaded = False
 
     def get(self, *key: Any) -> dict[str, Any] | None:
         if key in self.rows:
@@ -158,6 +159,20 @@ class _Rows:
         if self.id_column:
             self.by_id[row[self.id_column]] = key
         return row
+
+    def load_all(self) -> None:
+        """Load every row of a small table (once per page): its keys are then known without a query each."""
+        if self._all_loaded:
+            return
+        for found in self.session.execute(select(self.table)).mappings():
+            key = tuple(found[k] for k in self.key)
+            if key not in self.rows:
+                self._loaded(dict(found))
+        self._all_loaded = True
+
+    def get_loaded(self, *key: Any) -> dict[str, Any] | None:
+        """A row of a table loaded whole (:meth:`load_all`): no query."""
+        return self.rows.get(key)
 
     def prefetch_ids(self, hexids: list[str]) -> None:
         """Load the rows of many aggregates with one query per 500 ids."""
@@ -394,10 +409,13 @@ class _Page:
 
     @staticmethod
     def _add(rows: "_Rows", deltas: dict[tuple[Any, ...], list[int]], fields: tuple[str, ...]) -> None:
+        if not any(any(v) for v in deltas.values()):
+            return
+        rows.load_all()  # a few rows per month: one query instead of one per key
         for key, values in deltas.items():
             if not any(values):
                 continue
-            row = rows.get(*key)
+            row = rows.get_loaded(*key)
             if row is None:
                 row = rows.put({**dict(zip(rows.key, key)), **dict.fromkeys(fields, 0)})
             else:
