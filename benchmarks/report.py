@@ -11,6 +11,9 @@ from typing import Any
 
 SCALES = {"district": 5_000, "city": 100_000, "province": 1_000_000}
 PROVINCE_MONTHS = 12
+
+#: The hand-written reading of the results, placed before the profiles.
+ANALYSIS = Path(__file__).with_name("analysis.md")
 DB_NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 MB = 1024 * 1024
 GB = 1024 * MB
@@ -613,6 +616,9 @@ def render(store: dict[str, Any], command: str) -> str:
         if scaling:
             out.append(scaling)
             out.append("")
+    if ANALYSIS.exists():  # written by hand from the runs and profiles below: what the short figures are short of
+        out.append(ANALYSIS.read_text(encoding="utf-8").rstrip())
+        out.append("")
     out.append("## Where the time goes")
     out.append("")
     out.append(
@@ -645,8 +651,9 @@ def province_remaining(run: dict[str, Any]) -> str | None:
     rebuild = {f.key: f for f in figures(run)}.get("rebuild")
     text = (f"Province on {DB_NAMES[run['db']]} ran {run['months']} of its {PROVINCE_MONTHS} monthly payrolls (each "
             f"month takes minutes here; the month-by-month table shows whether the rate holds as the log grows). The "
-            f"other {rest} months at the last month's time ({secs(per_month)}) would take about {secs(rest * per_month)} "
-            f"more, and the log would reach about {n0(log)} events")
+            f"other {rest} months at the last month's time ({secs(per_month)}) would take at least {secs(rest * per_month)} "
+            f"more (at least: the twelve-month runs at smaller scales show each month a little slower than the one "
+            f"before), and the log would reach about {n0(log)} events")
     if rebuild and rebuild.value:
         text += f", which a rebuild at the measured {n0(rebuild.value)} events/s reads in about {secs(log / rebuild.value)}"
     return text + "."
@@ -670,8 +677,8 @@ def rates_by_scale(runs: list[dict[str, Any]]) -> str | None:
             rows.append([SHORT[key], *cells, change])
     head = ["step", *[f"{r['scale']} ({n0(r['households'])}, {r['months']} months)" for r in runs],
             f"{runs[-1]['scale']} ÷ {runs[0]['scale']} (1.00× = flat, below = slower)"]
-    return ("The same figures at each scale on this database (a linear estimate holds only where they stay flat; where "
-            "they fall with the caseload, province will be slower than estimated):\n\n" + _table(head, rows))
+    return (f"The same figures at each scale on {DB_NAMES[runs[0]['db']]} (a linear estimate holds only where they stay "
+            "flat; where they fall with the caseload, province will be slower than estimated):\n\n" + _table(head, rows))
 
 
 def run_notes(run: dict[str, Any]) -> list[str]:
