@@ -170,10 +170,6 @@ class _Rows:
                 self._loaded(dict(found))
         self._all_loaded = True
 
-    def get_loaded(self, *key: Any) -> dict[str, Any] | None:
-        """A row of a table loaded whole (:meth:`load_all`): no query."""
-        return self.rows.get(key)
-
     def prefetch_ids(self, hexids: list[str]) -> None:
         """Load the rows of many aggregates with one query per 500 ids."""
         assert self.id_column is not None
@@ -357,55 +353,63 @@ class _Page:
 
     def _count(self) -> None:
         """Replace the touched households' part of the kept counts (read the database before the page is written)."""
-        steps: counts.Steps = {}
         if self.period_households:
-            old: dict[str, list[tuple[int, counts.PeriodShape]]] = {}
-            existing = self._existing(self.period_households)
-            p, c = t.periods, t.cases
-            for i in range(0, len(existing), 500):
-                for h, pid, *shape in self.session.execute(  # through the cases' index by household
-                    select(c.c.household_no, p.c.id, p.c.programme, p.c.status, p.c.from_idx, p.c.to_idx, p.c.persons)
-                    .join(p, p.c.case_no == c.c.case_no)
-                    .where(c.c.household_no.in_(existing[i : i + 500]), p.c.known_to.is_(None))
-                ):
-                    old.setdefault(h, []).append((pid, tuple(shape)))  # type: ignore[arg-type]
-            closed = {c["p_id"] for c in self.closed_periods}
-            new: dict[str, list[counts.PeriodShape]] = {
-                h: [shape for pid, shape in rows if pid not in closed] for h, rows in old.items()
-            }
-            for r in self.new_periods:
-                if r["known_to"] is None:
-                    new.setdefault(r["household_no"], []).append(
-                        (r["programme"], r["status"], r["from_idx"], r["to_idx"], r["persons"])
-                    )
-            for h in self.period_households:
-                counts.add_caseload(steps, [shape for _, shape in old.get(h, [])], -1)
-                counts.add_caseload(steps, new.get(h, []))
-        self._add(self.caseload_steps, steps, ("households", "persons", "cases"))
-        news: counts.NewCounts = {}
-        c = t.cases
+            self._add(self.caseload_steps, self._caseload_steps(), ("households", "persons", "cases"))
         if self.approved_households:
-            before: dict[str, dict[str, counts.FirstMonth]] = {}
-            existing = self._existing(self.approved_households)
-            for i in range(0, len(existing), 500):
-                for h, case_no, *first in self.session.execute(
-                    select(c.c.household_no, c.c.case_no, c.c.programme, c.c.first_idx, c.c.persons_at_approval)
-                    .where(c.c.household_no.in_(existing[i : i + 500]), c.c.first_idx.is_not(None))
-                ):
-                    before.setdefault(h, {})[case_no] = tuple(first)  # type: ignore[assignment]
-            after = {h: dict(rows) for h, rows in before.items()}
-            for row in self.cases.rows.values():
-                h = row["household_no"]
-                if h in self.approved_households:
-                    mine = after.setdefault(h, {})
-                    if row["first_idx"] is None:
-                        mine.pop(row["case_no"], None)
-                    else:
-                        mine[row["case_no"]] = (row["programme"], row["first_idx"], row["persons_at_approval"])
-            for h in self.approved_households:
-                counts.add_new(news, before.get(h, {}).values(), -1)
-                counts.add_new(news, after.get(h, {}).values())
-        self._add(self.new_counts, news, ("households", "persons"))
+            self._add(self.new_counts, self._new_counts(), ("households", "persons"))
+
+    def _caseload_steps(self) -> counts.Steps:
+        """The change to the caseload steps: each touched household's open periods before and after this page."""
+        p, c = t.periods, t.cases
+        before: dict[str, list[tuple[int, counts.PeriodShape]]] = {}
+        existing = self._existing(self.period_households)
+        for i in range(0, len(existing), 500):
+            for h, pid, *shape in self.session.execute(  # through the cases' index by household
+                select(c.c.household_no, p.c.id, p.c.programme, p.c.status, p.c.from_idx, p.c.to_idx, p.c.persons)
+                .join(p, p.c.case_no == c.c.case_no)
+                .where(c.c.household_no.in_(existing[i : i + 500]), p.c.known_to.is_(None))
+            ):
+                before.setdefault(h, []).append((pid, tuple(shape)))  # type: ignore[arg-type]
+        closed = {row["p_id"] for row in self.closed_periods}
+        after: dict[str, list[counts.PeriodShape]] = {
+            h: [shape for pid, shape in rows if pid not in closed] for h, rows in before.items()
+        }
+        for r in self.new_periods:
+            if r["known_to"] is None:
+                after.setdefault(r["household_no"], []).append(
+                    (r["programme"], r["status"], r["from_idx"], r["to_idx"], r["persons"])
+                )
+        steps: counts.Steps = {}
+        for h in self.period_households:
+            counts.add_caseload(steps, [shape for _, shape in before.get(h, [])], -1)
+            counts.add_caseload(steps, after.get(h, []))
+        return steps
+
+    def _new_counts(self) -> counts.NewCounts:
+        """The change to the newly-added counts: each household with an approval, its approved cases before and after."""
+        c = t.cases
+        before: dict[str, dict[str, counts.FirstMonth]] = {}
+        existing = self._existing(self.approved_households)
+        for i in range(0, len(existing), 500):
+            for h, case_no, *first in self.session.execute(
+                select(c.c.household_no, c.c.case_no, c.c.programme, c.c.first_idx, c.c.persons_at_approval)
+                .where(c.c.household_no.in_(existing[i : i + 500]), c.c.first_idx.is_not(None))
+            ):
+                before.setdefault(h, {})[case_no] = tuple(first)  # type: ignore[assignment]
+        after = {h: dict(rows) for h, rows in before.items()}
+        for row in self.cases.rows.values():
+            h = row["household_no"]
+            if h in self.approved_households:
+                mine = after.setdefault(h, {})
+                if row["first_idx"] is None:
+                    mine.pop(row["case_no"], None)
+                else:
+                    mine[row["case_no"]] = (row["programme"], row["first_idx"], row["persons_at_approval"])
+        news: counts.NewCounts = {}
+        for h in self.approved_households:
+            counts.add_new(news, before.get(h, {}).values(), -1)
+            counts.add_new(news, after.get(h, {}).values())
+        return news
 
     @staticmethod
     def _add(rows: "_Rows", deltas: dict[tuple[Any, ...], list[int]], fields: tuple[str, ...]) -> None:
@@ -415,7 +419,7 @@ class _Page:
         for key, values in deltas.items():
             if not any(values):
                 continue
-            row = rows.get_loaded(*key)
+            row = rows.rows.get(key)
             if row is None:
                 row = rows.put({**dict(zip(rows.key, key)), **dict.fromkeys(fields, 0)})
             else:
