@@ -28,7 +28,7 @@ def trail(conn: Connection, case_no: str, known_at: datetime | None = None) -> l
         if first is None or _aware(first) > _aware(known_at):  # type: ignore[operator]
             raise NotFound(f"no case {case_no}")  # not yet recorded at that moment
     rows = conn.execute(
-        select(t.timeline)
+        t.with_detail(t.timeline)
         .where(t.timeline.c.case_no == case_no, _known(t.timeline.c.recorded_at, conn, known_at))
         .order_by(t.timeline.c.position)
     ).mappings().all()
@@ -61,8 +61,8 @@ def check(conn: Connection) -> list[dict[str, Any]]:
     cases = {r["case_no"]: dict(r) for r in conn.execute(select(t.cases)).mappings()}
     decisions: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in conn.execute(
-        select(t.timeline.c.position, t.timeline.c.case_no, t.timeline.c.kind, t.timeline.c.operator,
-               t.timeline.c.effective, t.timeline.c.detail)
+        t.with_detail(t.timeline.c.position, t.timeline.c.case_no, t.timeline.c.kind, t.timeline.c.operator,
+                      t.timeline.c.effective)
         .where(t.timeline.c.kind.in_(DECISIONS)).order_by(t.timeline.c.position)
     ):
         d = detail(r[5])

@@ -34,7 +34,7 @@ _PAYMENT_COLUMNS = (
     "amount_fen, persons, status, payee_name, payee_account, batch, issued_on, issued_at, settled_at, returned_at, "
     "return_reason"
 )
-_TIMELINE_COLUMNS = "position, kind, subject, subject_key, case_no, household_no, effective, recorded_at, operator, detail"
+_TIMELINE_COLUMNS = "position, kind, subject, subject_key, case_no, household_no, effective, recorded_at, operator"
 
 
 def _sqlite_sql(events: str) -> str:
@@ -45,7 +45,7 @@ def _sqlite_sql(events: str) -> str:
         WHERE e.id > :lo AND e.id <= :hi AND e.topic = :topic AND {_sqlite_utc('CAST(e.state AS TEXT)')}
     """
     fields = f"""
-        SELECT id, pid, j,
+        SELECT id, pid,
             json_extract(j, '$.ref') AS ref, json_extract(j, '$.case_no') AS case_no,
             json_extract(j, '$.household_no') AS household_no,
             json_extract(j, '$.programme._data_') AS programme, json_extract(j, '$.area._data_') AS area,
@@ -74,7 +74,7 @@ def _sqlite_utc(state: str) -> str:
 
 def _postgres_sql(events: str) -> str:
     return f"""
-        SELECT id, pid, j,
+        SELECT id, pid,
             d->>'ref' AS ref, d->>'case_no' AS case_no, d->>'household_no' AS household_no,
             d->'programme'->>'_data_' AS programme, d->'area'->>'_data_' AS area,
             CAST(substr(d->'month'->>'_data_', 1, 4) AS INTEGER) * 12
@@ -87,7 +87,7 @@ def _postgres_sql(events: str) -> str:
             CAST(d->'timestamp'->>'_data_' AS TIMESTAMPTZ) AS ts
         FROM (
             SELECT e.id AS id, replace(CAST(e.originator_id AS TEXT), '-', '') AS pid,
-                convert_from(e.state, 'UTF8') AS j, CAST(convert_from(e.state, 'UTF8') AS JSONB) AS d
+                CAST(convert_from(e.state, 'UTF8') AS JSONB) AS d
             FROM "{events}" e
             WHERE e.id > %(lo)s AND e.id <= %(hi)s AND e.topic = %(topic)s
             OFFSET 0  -- each state parsed once, not once per field read from it
@@ -123,7 +123,7 @@ def project_issued(conn: Connection, events: str, lo: int, hi: int) -> int:
             """)
             cursor.execute(f"""
                 INSERT INTO {t.timeline.name} ({_TIMELINE_COLUMNS})
-                SELECT id, 'Payment.Issued', 'payment', ref, case_no, household_no, effective, ts, operator, j
+                SELECT id, 'Payment.Issued', 'payment', ref, case_no, household_no, effective, ts, operator
                 FROM rm_bulk_issued ORDER BY id
             """)
             cursor.execute(f"""

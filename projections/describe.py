@@ -18,8 +18,10 @@ def _plain(obj: dict[str, Any]) -> Any:
     return obj
 
 
-def detail(stored_json: str) -> dict[str, Any]:
+def detail(stored_json: str | bytes | memoryview) -> dict[str, Any]:
     """The business fields of a stored event (its JSON as written to the event store)."""
+    if isinstance(stored_json, memoryview):  # PostgreSQL's bytea
+        stored_json = stored_json.tobytes()
     return {k: v for k, v in json.loads(stored_json, object_hook=_plain).items() if k not in _META}
 
 

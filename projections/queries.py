@@ -166,7 +166,7 @@ def _as_of(conn: Connection, rows: list[dict[str, Any]], month: Month, known_at:
     lifecycle: dict[str, str] = {}
     first: dict[str, int] = {}
     for case_no, kind, text in conn.execute(
-        select(tl.c.case_no, tl.c.kind, tl.c.detail)
+        t.with_detail(tl.c.case_no, tl.c.kind)
         .where(tl.c.subject == "case", tl.c.kind.in_(
             ["Case.Rejected", "Case.GrantApproved", "Case.GrantPaid", "Case.Approved", "Case.LegacyApproved"]),
             _known(tl.c.recorded_at, conn, known_at))
@@ -215,7 +215,7 @@ def account_state(conn: Connection, case_no: str, on: date, known_at: datetime |
             "summary": describe(e["kind"], detail(e["detail"])),
         }
         for e in conn.execute(
-            select(t.timeline)
+            t.with_detail(t.timeline)
             .where(t.timeline.c.case_no == case_no, _known(t.timeline.c.recorded_at, conn, known_at))
             .order_by(t.timeline.c.position)
         ).mappings()
@@ -257,7 +257,7 @@ def _case_facts(conn: Connection, case_no: str, known_at: datetime | None) -> di
     """What the record said about a case's decisions at ``known_at``: persons covered, first month, status."""
     facts: dict[str, Any] = {"covered": [], "first_month": None, "status": "applied", "grant_type": None, "grant_fen": 0}
     for kind, text in conn.execute(
-        select(t.timeline.c.kind, t.timeline.c.detail)
+        t.with_detail(t.timeline.c.kind)
         .where(t.timeline.c.case_no == case_no, t.timeline.c.subject == "case", _known(t.timeline.c.recorded_at, conn, known_at))
         .order_by(t.timeline.c.position)
     ):
@@ -289,7 +289,7 @@ def household_as_known(conn: Connection, number: str, known_at: datetime | None)
     h: dict[str, Any] | None = None  # type: ignore[no-redef]
     members: dict[str, dict[str, Any]] = {}  # type: ignore[no-redef]
     for kind, text in conn.execute(
-        select(t.timeline.c.kind, t.timeline.c.detail)
+        t.with_detail(t.timeline.c.kind)
         .where(t.timeline.c.household_no == number, t.timeline.c.subject == "household",
                _known(t.timeline.c.recorded_at, conn, known_at))
         .order_by(t.timeline.c.position)

@@ -11,6 +11,8 @@ view. A retroactive decision closes the rows it changes and opens new ones.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -19,10 +21,13 @@ from sqlalchemy import (
     DateTime,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
+    Select,
     String,
     Table,
     Text,
+    select,
 )
 
 metadata = MetaData()
@@ -290,10 +295,25 @@ timeline = Table(
     Column("effective", Date, nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     Column("operator", String(64), nullable=False),
-    Column("detail", Text, nullable=False),
 )
 Index("rm_event_by_case", timeline.c.case_no)
 Index("rm_event_by_household", timeline.c.household_no)
+
+#: The ledger's events table, only read here: a timeline line's business fields are those of the
+#: event stored at its position (not a copy of them), see :func:`with_detail`.
+stored_events = Table(
+    "ledger_events",
+    MetaData(),
+    Column("id", BIG, primary_key=True),
+    Column("state", LargeBinary, nullable=False),
+)
+
+
+def with_detail(*columns: Any) -> Select[Any]:
+    """SELECT the given columns of the timeline and, as ``detail``, the stored JSON of each line's event."""
+    return select(*columns, stored_events.c.state.label("detail")).select_from(
+        timeline.join(stored_events, stored_events.c.id == timeline.c.position)
+    )
 
 
 def schema_version() -> str:

@@ -252,7 +252,6 @@ class _Page:
         self.recoveries: list[dict[str, Any]] = []
         self.standards: list[dict[str, Any]] = []
         self.timeline: list[dict[str, Any]] = []
-        self.state = ""
 
     # ------------------------------------------------------------------ case periods
     def prefetch(self, case_nos: list[str]) -> None:
@@ -581,7 +580,6 @@ class LedgerView(SQLAlchemyTrackingRecorder):
         page.prefetch([row["case_no"] for key, row in page.cases.rows.items()])
         last = 0
         for n, domain_event in decoded:
-            page.state = n.state.decode("utf-8") if isinstance(n.state, bytes) else n.state
             self._handlers[type(domain_event)](page, domain_event, n.id)
             last = n.id
         page.flush()
@@ -605,8 +603,6 @@ def _timeline(page: _Page, e: Any, pos: int, subject: str, key: str, case_no: st
             "effective": e.effective,
             "recorded_at": e.timestamp,
             "operator": e.operator,
-            # The stored event's own JSON: readers decode it with projections.describe.detail().
-            "detail": page.state,
         }
     )
 
