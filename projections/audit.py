@@ -13,7 +13,7 @@ from ledger.errors import NotFound
 from ledger.values import Month, mask_id, yuan
 from projections import tables as t
 from projections.describe import describe, detail
-from projections.queries import _aware, _first_recorded, _known
+from projections.queries import _aware, _first_recorded, case_timeline
 
 DECISIONS = ("Case.Approved", "Case.AmountAdjusted", "Case.LegacyApproved")
 MONTHLY_CHECKED = ("urban-dibao", "rural-dibao", "tekun")
@@ -27,11 +27,7 @@ def trail(conn: Connection, case_no: str, known_at: datetime | None = None) -> l
         first = _first_recorded(conn, case_no)
         if first is None or _aware(first) > _aware(known_at):  # type: ignore[operator]
             raise NotFound(f"no case {case_no}")  # not yet recorded at that moment
-    rows = conn.execute(
-        t.with_detail(t.timeline)
-        .where(t.timeline.c.case_no == case_no, _known(t.timeline.c.recorded_at, conn, known_at))
-        .order_by(t.timeline.c.position)
-    ).mappings().all()
+    rows = case_timeline(conn, case_no, known_at)
     return [
         {
             "position": r["position"],

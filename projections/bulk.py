@@ -1,9 +1,9 @@
 """Set-based projection of the commonest event, a payment issued, straight from the stored JSON.
 
 Most of a mature ledger's log is ``Payment.Issued`` (one per case and month). Its read
-model rows (the payment, its line in the timeline, the month's paid totals) depend on
-that one event alone, so a range of the log can project all of them with three
-``INSERT ... SELECT`` statements that read the events' JSON inside the database
+model rows (the payment, which is also its line in the case's timeline, and the month's
+paid totals) depend on that one event alone, so a range of the log can project all of
+them with two ``INSERT ... SELECT`` statements that read the events' JSON inside the database
 (SQLite's JSON functions, PostgreSQL's ``jsonb``) instead of decoding each event in
 Python. The other events of the range are then applied one by one in log order
 (:meth:`projections.view.LedgerView.apply_page`); the only ones that touch a payment's
@@ -30,11 +30,10 @@ from projections import tables as t
 ISSUED_TOPIC = get_topic(Payment.Issued)
 
 _PAYMENT_COLUMNS = (
-    "ref, payment_id, case_no, household_no, programme, area, month_idx, issue_no, kind, gross_fen, offset_fen, "
-    "amount_fen, persons, status, payee_name, payee_account, batch, issued_on, issued_at, settled_at, returned_at, "
-    "return_reason"
+    "issue_position, ref, payment_id, case_no, household_no, programme, area, month_idx, issue_no, kind, gross_fen, offset_fen, "
+    "amount_fen, persons, status, payee_name, payee_account, batch, issued_on, issued_at, issued_by, settled_at, "
+    "returned_at, return_reason"
 )
-_TIMELINE_COLUMNS = "position, kind, subject, subject_key, case_no, household_no, effective, recorded_at, operator"
 
 
 def _sqlite_sql(events: str) -> str:
@@ -116,14 +115,9 @@ def project_issued(conn: Connection, events: str, lo: int, hi: int) -> int:
         if count:
             cursor.execute(f"""
                 INSERT INTO {t.payments.name} ({_PAYMENT_COLUMNS})
-                SELECT ref, pid, case_no, household_no, programme, area, month_idx, issue_no, kind, gross_fen,
+                SELECT id, ref, pid, case_no, household_no, programme, area, month_idx, issue_no, kind, gross_fen,
                     offset_fen, amount_fen, persons, CASE WHEN amount_fen = 0 THEN 'settled' ELSE 'issued' END,
-                    payee_name, payee_account, batch, effective, ts, CASE WHEN amount_fen = 0 THEN ts END, NULL, NULL
-                FROM rm_bulk_issued ORDER BY id
-            """)
-            cursor.execute(f"""
-                INSERT INTO {t.timeline.name} ({_TIMELINE_COLUMNS})
-                SELECT id, 'Payment.Issued', 'payment', ref, case_no, household_no, effective, ts, operator
+                    payee_name, payee_account, batch, effective, ts, operator, CASE WHEN amount_fen = 0 THEN ts END, NULL, NULL
                 FROM rm_bulk_issued ORDER BY id
             """)
             cursor.execute(f"""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, literal, or_, select, union_all
 from sqlalchemy.engine import Connection
 
 from ledger.errors import NotFound
@@ -214,11 +214,7 @@ def account_state(conn: Connection, case_no: str, on: date, known_at: datetime |
             "event": e["kind"],
             "summary": describe(e["kind"], detail(e["detail"])),
         }
-        for e in conn.execute(
-            t.with_detail(t.timeline)
-            .where(t.timeline.c.case_no == case_no, _known(t.timeline.c.recorded_at, conn, known_at))
-            .order_by(t.timeline.c.position)
-        ).mappings()
+        for e in case_timeline(conn, case_no, known_at)
     ]
     state: dict[str, Any] = {
         "case_no": case_no,
@@ -312,6 +308,28 @@ def household_as_known(conn: Connection, number: str, known_at: datetime | None)
     if h is None:
         raise NotFound(f"no household {number}")
     return h, members
+
+
+def case_timeline(conn: Connection, case_no: str, known_at: datetime | None = None) -> list[Any]:
+    """Every event of a case and of its payments known at ``known_at``, in log order, each with its stored JSON.
+
+    A payment's issue has no line in ``rm_event``: its row of ``rm_payment`` is its line.
+    """
+    tl, pay, ev = t.timeline, t.payments, t.stored_events
+    lines = (
+        select(tl.c.position, tl.c.kind, tl.c.subject_key, tl.c.effective, tl.c.recorded_at, tl.c.operator,
+               ev.c.state.label("detail"))
+        .select_from(tl.join(ev, ev.c.id == tl.c.position))
+        .where(tl.c.case_no == case_no, _known(tl.c.recorded_at, conn, known_at))
+    )
+    issues = (
+        select(pay.c.issue_position, literal("Payment.Issued"), pay.c.ref, pay.c.issued_on, pay.c.issued_at,
+               pay.c.issued_by, ev.c.state)
+        .select_from(pay.join(ev, ev.c.id == pay.c.issue_position))
+        .where(pay.c.case_no == case_no, _known(pay.c.issued_at, conn, known_at))
+    )
+    both = union_all(lines, issues).subquery()
+    return list(conn.execute(select(both).order_by(both.c.position)).mappings())
 
 
 def _first_recorded(conn: Connection, case_no: str) -> datetime | None:

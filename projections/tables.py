@@ -12,6 +12,7 @@ view. A retroactive decision closes the rows it changes and opens new ones.
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from sqlalchemy import (
     BigInteger,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     Text,
     select,
 )
+from sqlalchemy_utils.types.uuid import UUIDType
 
 metadata = MetaData()
 
@@ -145,8 +147,11 @@ verifications = Table(
 payments = Table(
     "rm_payment",
     metadata,
-    Column("ref", String(100), primary_key=True),
-    Column("payment_id", String(32), nullable=False, unique=True),
+    # Keyed by the issue's log position, so that a month's payments are appended to the table, not
+    # scattered through it by reference (on SQLite the key orders the rows themselves).
+    Column("issue_position", BIG, primary_key=True, autoincrement=False),
+    Column("ref", String(100), nullable=False, unique=True),
+    Column("payment_id", String(32), nullable=False),  # found through the events table: see payments_by_id
     Column("case_no", String(64), nullable=False),
     Column("household_no", String(64), nullable=False),
     Column("programme", String(16), nullable=False),
@@ -164,6 +169,8 @@ payments = Table(
     Column("batch", String(64), nullable=False),
     Column("issued_on", Date, nullable=False),
     Column("issued_at", DateTime(timezone=True), nullable=False),
+    # With issue_position, the issue's line in a case's timeline (see queries.case_timeline).
+    Column("issued_by", String(64), nullable=False),
     Column("settled_at", DateTime(timezone=True)),
     Column("returned_at", DateTime(timezone=True)),
     Column("return_reason", Text),
@@ -299,14 +306,30 @@ timeline = Table(
 Index("rm_event_by_case", timeline.c.case_no)
 Index("rm_event_by_household", timeline.c.household_no)
 
+#: Every event but a payment's issue has a line here; an issue's line is its row of ``rm_payment``
+#: (a mature ledger's log is mostly issues: one copy of each is enough).
+
 #: The ledger's events table, only read here: a timeline line's business fields are those of the
 #: event stored at its position (not a copy of them), see :func:`with_detail`.
 stored_events = Table(
     "ledger_events",
     MetaData(),
     Column("id", BIG, primary_key=True),
+    Column("originator_id", UUIDType(), nullable=False),
+    Column("originator_version", BIG, nullable=False),
     Column("state", LargeBinary, nullable=False),
 )
+
+
+def payments_by_id(payment_ids: list[UUID]) -> Select[Any]:
+    """The payment rows of these payment aggregates, found by their issue (each payment's first event)
+    through the events table's own index, so that the payments need no index of their random ids."""
+    ev = stored_events
+    return (
+        select(payments)
+        .join(ev, ev.c.id == payments.c.issue_position)
+        .where(ev.c.originator_id.in_(payment_ids), ev.c.originator_version == 1)
+    )
 
 
 def with_detail(*columns: Any) -> Select[Any]:

@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timezone
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import Notification
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
@@ -132,11 +133,16 @@ def insert_many(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
 class _Rows:
     """Rows of one table touched by a page: loaded once, changed in memory, written back together."""
 
-    def __init__(self, session: Session, table: Any, key: Sequence[str], id_column: str | None = None) -> None:
+    def __init__(
+        self, session: Session, table: Any, key: Sequence[str], id_column: str | None = None,
+        by_ids: Callable[[list[UUID]], Any] | None = None,
+    ) -> None:
+        """``by_ids`` selects the rows of many aggregate ids, where the id column has no index of its own."""
         self.session = session
         self.table = table
         self.key = tuple(key)
         self.id_column = id_column
+        self.by_ids = by_ids or (lambda ids: select(table).where(table.c[id_column].in_([i.hex for i in ids])))
         self.by_id: dict[str, tuple[Any, ...]] = {}
         self.rows: dict[tuple[Any, ...], dict[str, Any]] = {}
         self.in_db: set[tuple[Any, ...]] = set()
@@ -170,13 +176,12 @@ class _Rows:
                 self._loaded(dict(found))
         self._all_loaded = True
 
-    def prefetch_ids(self, hexids: list[str]) -> None:
+    def prefetch_ids(self, ids: list[UUID]) -> None:
         """Load the rows of many aggregates with one query per 500 ids."""
         assert self.id_column is not None
-        col = self.table.c[self.id_column]
-        wanted = [i for i in dict.fromkeys(hexids) if i not in self.by_id]
+        wanted = [i for i in dict.fromkeys(ids) if i.hex not in self.by_id]
         for i in range(0, len(wanted), 500):
-            for found in self.session.execute(select(self.table).where(col.in_(wanted[i : i + 500]))).mappings():
+            for found in self.session.execute(self.by_ids(wanted[i : i + 500])).mappings():
                 self._loaded(dict(found))
 
     def touch_id(self, aggregate_id: Any) -> dict[str, Any]:
@@ -185,7 +190,7 @@ class _Rows:
         key = self.by_id.get(hexid)
         if key is None:
             assert self.id_column is not None
-            found = self.session.execute(select(self.table).where(self.table.c[self.id_column] == hexid)).mappings().first()
+            found = self.session.execute(self.by_ids([aggregate_id])).mappings().first()
             if found is None:
                 raise KeyError(f"{self.table.name}: no row for {hexid}")
             key = tuple(self._loaded(dict(found))[k] for k in self.key)
@@ -234,7 +239,7 @@ class _Page:
         self.households = _Rows(session, t.households, ["household_no"], "household_id")
         self.members = _Rows(session, t.members, ["household_no", "id_number"])
         self.cases = _Rows(session, t.cases, ["case_no"], "case_id")
-        self.payments = _Rows(session, t.payments, ["ref"], "payment_id")
+        self.payments = _Rows(session, t.payments, ["ref"], "payment_id", t.payments_by_id)
         self.batches = _Rows(session, t.batches, ["ref"], "batch_id")
         self.paid_months = _Rows(session, t.paid_months, ["programme", "area", "month_idx"])
         self.bank_lines = _Rows(session, t.bank_lines, ["file_id", "line"])
@@ -573,7 +578,7 @@ class LedgerView(SQLAlchemyTrackingRecorder):
         by_kind: dict[type, list[str]] = {}
         for _, e in decoded:
             if e.originator_version > 1:  # an aggregate's first event makes its row: there is none to load
-                by_kind.setdefault(type(e).__qualname__.split(".")[0], []).append(e.originator_id.hex)
+                by_kind.setdefault(type(e).__qualname__.split(".")[0], []).append(e.originator_id)
         page.cases.prefetch_ids(by_kind.get("Case", []))
         page.payments.prefetch_ids(by_kind.get("Payment", []))
         page.households.prefetch_ids(by_kind.get("Household", []))
@@ -814,13 +819,14 @@ def _payment_issued(page: _Page, e: Payment.Issued, pos: int) -> None:
             "batch": e.batch,
             "issued_on": e.effective,
             "issued_at": e.timestamp,
+            "issue_position": pos,
+            "issued_by": e.operator,
             "settled_at": None if e.amount_fen else e.timestamp,
             "returned_at": None,
             "return_reason": None,
         }
     )
-    _count_paid(page, page.payments.rows[(e.ref,)], +1)
-    _timeline(page, e, pos, "payment", e.ref, e.case_no, e.household_no)
+    _count_paid(page, page.payments.rows[(e.ref,)], +1)  # its timeline line is this row
 
 
 def _payment_settled(page: _Page, e: Payment.Settled, pos: int) -> None:
