@@ -316,12 +316,8 @@ def case_timeline(conn: Connection, case_no: str, known_at: datetime | None = No
     A payment's issue has no line in ``rm_event``: its row of ``rm_payment`` is its line.
     """
     tl, pay, ev = t.timeline, t.payments, t.stored_events
-    lines = (
-        select(tl.c.position, tl.c.kind, tl.c.subject_key, tl.c.effective, tl.c.recorded_at, tl.c.operator,
-               ev.c.state.label("detail"))
-        .select_from(tl.join(ev, ev.c.id == tl.c.position))
-        .where(tl.c.case_no == case_no, _known(tl.c.recorded_at, conn, known_at))
-    )
+    lines = t.with_detail(tl.c.position, tl.c.kind, tl.c.subject_key, tl.c.effective, tl.c.recorded_at,
+                          tl.c.operator).where(tl.c.case_no == case_no, _known(tl.c.recorded_at, conn, known_at))
     issues = (
         select(pay.c.issue_position, literal("Payment.Issued"), pay.c.ref, pay.c.issued_on, pay.c.issued_at,
                pay.c.issued_by, ev.c.state)

@@ -48,6 +48,9 @@ class Projections:
         """``set_based=False`` applies every event one by one (the reference the set-based path is tested against)."""
         self.app = app
         self.set_based = set_based
+        events = app.recorder.events_table_name  # type: ignore[attr-defined]
+        if events != t.stored_events.name:  # the read models' queries join the events table by this name
+            raise RuntimeError(f"the events table is {events}, the read models expect {t.stored_events.name}")
         self.view = LedgerView(app.factory.datastore)  # type: ignore[attr-defined]
         self.view.create_table()
 

@@ -290,6 +290,8 @@ standards = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
 
+#: Every event but a payment's issue has a line here; an issue's line is its row of ``rm_payment``
+#: (a mature ledger's log is mostly issues: one copy of each is enough).
 timeline = Table(
     "rm_event",
     metadata,
@@ -306,11 +308,9 @@ timeline = Table(
 Index("rm_event_by_case", timeline.c.case_no)
 Index("rm_event_by_household", timeline.c.household_no)
 
-#: Every event but a payment's issue has a line here; an issue's line is its row of ``rm_payment``
-#: (a mature ledger's log is mostly issues: one copy of each is enough).
-
 #: The ledger's events table, only read here: a timeline line's business fields are those of the
-#: event stored at its position (not a copy of them), see :func:`with_detail`.
+#: event stored at its position (not a copy of them), see :func:`with_detail`. Its name is the
+#: recorder's (checked when the read models are opened: projections.runner.Projections).
 stored_events = Table(
     "ledger_events",
     MetaData(),
