@@ -150,7 +150,7 @@ payments = Table(
     # Keyed by the issue's log position, so that a month's payments are appended to the table, not
     # scattered through it by reference (on SQLite the key orders the rows themselves).
     Column("issue_position", BIG, primary_key=True, autoincrement=False),
-    Column("ref", String(100), nullable=False, unique=True),
+    Column("ref", String(100), nullable=False),  # unique: it is made of the three columns of rm_payment_by_case
     Column("payment_id", String(32), nullable=False),  # found through the events table: see payments_by_id
     Column("case_no", String(64), nullable=False),
     Column("household_no", String(64), nullable=False),
@@ -175,7 +175,8 @@ payments = Table(
     Column("returned_at", DateTime(timezone=True)),
     Column("return_reason", Text),
 )
-Index("rm_payment_by_case", payments.c.case_no, payments.c.month_idx)
+# A reference is P-{case}-{month}-{issue}: this one index keeps references unique and serves a case's payments.
+Index("rm_payment_by_case", payments.c.case_no, payments.c.month_idx, payments.c.issue_no, unique=True)
 Index("rm_payment_by_month", payments.c.month_idx, payments.c.programme)
 
 paid_months = Table(

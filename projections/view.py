@@ -239,7 +239,7 @@ class _Page:
         self.households = _Rows(session, t.households, ["household_no"], "household_id")
         self.members = _Rows(session, t.members, ["household_no", "id_number"])
         self.cases = _Rows(session, t.cases, ["case_no"], "case_id")
-        self.payments = _Rows(session, t.payments, ["ref"], "payment_id", t.payments_by_id)
+        self.payments = _Rows(session, t.payments, ["issue_position"], "payment_id", t.payments_by_id)
         self.batches = _Rows(session, t.batches, ["ref"], "batch_id")
         self.paid_months = _Rows(session, t.paid_months, ["programme", "area", "month_idx"])
         self.bank_lines = _Rows(session, t.bank_lines, ["file_id", "line"])
@@ -798,7 +798,7 @@ def _grant_paid(page: _Page, e: Case.GrantPaid, pos: int) -> None:
 
 
 def _payment_issued(page: _Page, e: Payment.Issued, pos: int) -> None:
-    page.payments.put(
+    row = page.payments.put(
         {
             "ref": e.ref,
             "payment_id": e.originator_id.hex,
@@ -826,7 +826,7 @@ def _payment_issued(page: _Page, e: Payment.Issued, pos: int) -> None:
             "return_reason": None,
         }
     )
-    _count_paid(page, page.payments.rows[(e.ref,)], +1)  # its timeline line is this row
+    _count_paid(page, row, +1)  # its timeline line is this row
 
 
 def _payment_settled(page: _Page, e: Payment.Settled, pos: int) -> None:
