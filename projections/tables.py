@@ -34,6 +34,11 @@ from sqlalchemy_utils.types.uuid import UUIDType
 
 metadata = MetaData()
 
+#: The ``info`` of an index that no catch-up reads (only the queries do): a catch-up that fills the
+#: read models from empty drops these and builds each once at its end, sorted, instead of inserting
+#: every row's entry at a random place (see :func:`deferred_indexes`, docs/decisions/0018).
+DEFERRED = {"deferred": True}
+
 #: One row: the shape of the read models it holds (see :func:`schema_version`).
 schema = Table("rm_schema", MetaData(), Column("version", String(64), primary_key=True))
 
@@ -67,7 +72,7 @@ members = Table(
     Column("until", Date),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
 )
-Index("rm_member_by_id", members.c.id_number)
+Index("rm_member_by_id", members.c.id_number, info=DEFERRED)
 
 cases = Table(
     "rm_case",
@@ -97,7 +102,7 @@ cases = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 Index("rm_case_by_household", cases.c.household_no)
-Index("rm_case_by_first", cases.c.programme, cases.c.first_idx)
+Index("rm_case_by_first", cases.c.programme, cases.c.first_idx, info=DEFERRED)
 
 changes = Table(
     "rm_case_change",
@@ -127,7 +132,7 @@ periods = Table(
     Column("known_to", DateTime(timezone=True)),
 )
 Index("rm_period_by_case", periods.c.case_no)
-Index("rm_period_by_month", periods.c.from_idx, periods.c.to_idx)
+Index("rm_period_by_month", periods.c.from_idx, periods.c.to_idx, info=DEFERRED)
 
 verifications = Table(
     "rm_verification",
@@ -176,8 +181,8 @@ payments = Table(
     Column("return_reason", Text),
 )
 # A reference is P-{case}-{month}-{issue}: this one index keeps references unique and serves a case's payments.
-Index("rm_payment_by_case", payments.c.case_no, payments.c.month_idx, payments.c.issue_no, unique=True)
-Index("rm_payment_by_month", payments.c.month_idx, payments.c.programme)
+Index("rm_payment_by_case", payments.c.case_no, payments.c.month_idx, payments.c.issue_no, unique=True, info=DEFERRED)
+Index("rm_payment_by_month", payments.c.month_idx, payments.c.programme, info=DEFERRED)
 
 paid_months = Table(
     "rm_paid_month",
@@ -306,8 +311,8 @@ timeline = Table(
     Column("recorded_at", DateTime(timezone=True), nullable=False),
     Column("operator", String(64), nullable=False),
 )
-Index("rm_event_by_case", timeline.c.case_no)
-Index("rm_event_by_household", timeline.c.household_no)
+Index("rm_event_by_case", timeline.c.case_no, info=DEFERRED)
+Index("rm_event_by_household", timeline.c.household_no, info=DEFERRED)
 
 #: The ledger's events table, only read here: a timeline line's business fields are those of the
 #: event stored at its position (not a copy of them), see :func:`with_detail`. Its name is the
@@ -338,6 +343,12 @@ def with_detail(*columns: Any) -> Select[Any]:
     return select(*columns, stored_events.c.state.label("detail")).select_from(
         timeline.join(stored_events, stored_events.c.id == timeline.c.position)
     )
+
+
+def deferred_indexes() -> list[Index]:
+    """The indexes a catch-up from empty builds at its end (marked :data:`DEFERRED`)."""
+    return [i for table in metadata.sorted_tables for i in sorted(table.indexes, key=lambda i: i.name or "")
+            if i.info.get("deferred")]
 
 
 def schema_version() -> str:

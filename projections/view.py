@@ -24,6 +24,7 @@ from eventsourcing.persistence import Notification
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyTrackingRecorder
 from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.schema import CreateIndex, DropIndex
 from sqlalchemy.orm import Session
 
 from ledger.domain import BankFile, Case, Change, Household, Payment, PayrollBatch, Seal, Standard, fold_periods
@@ -544,6 +545,33 @@ class LedgerView(SQLAlchemyTrackingRecorder):
             session.execute(delete(table))
         tt = self.tracking_table
         session.execute(update(tt).where(tt.c.application_name == UPSTREAM).values(notification_id=0))
+
+    def drop_deferred_indexes(self, session: Session) -> None:
+        """Drop the indexes no catch-up reads (:func:`projections.tables.deferred_indexes`), in the caller's transaction.
+
+        For a catch-up that fills the read models from empty: each index is then built once,
+        from its finished table, by :meth:`build_missing_indexes`.
+        """
+        for index in t.deferred_indexes():
+            session.execute(DropIndex(index, if_exists=True))
+
+    def build_missing_indexes(self, session: Session) -> list[str]:
+        """Build every deferred index that is missing, in the caller's transaction; returns their names.
+
+        Also repairs a catch-up from empty that stopped before its end: the next catch-up builds them.
+        """
+        conn = session.connection()
+        indexes = t.deferred_indexes()
+        if conn.dialect.name == "sqlite":
+            present = {r[0] for r in conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        else:
+            present = {r[0] for r in conn.exec_driver_sql(
+                "SELECT name FROM unnest(%(names)s) AS name WHERE to_regclass(quote_ident(name)) IS NOT NULL",
+                {"names": [i.name for i in indexes]})}
+        missing = [i for i in indexes if i.name not in present]
+        for index in missing:
+            session.execute(CreateIndex(index))
+        return [str(i.name) for i in missing]
 
     def move_to(self, session: Session, position: int) -> None:
         """Set the read models' position in the caller's transaction (after applying up to it)."""

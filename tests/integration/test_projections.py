@@ -50,6 +50,61 @@ def test_incremental_catch_up_equals_rebuild_and_replay(db_url: str) -> None:
         assert dump(conn) == incremental
 
 
+def _indexes(app: LedgerApp) -> dict[str, tuple[tuple[str, ...], bool]]:
+    """The read models' indexes in the database (PostgreSQL's of unique columns left out, as SQLite's are)."""
+    from sqlalchemy import inspect
+
+    from projections import tables as t
+
+    found = {}
+    inspector = inspect(_engine(app))
+    for table in t.metadata.sorted_tables:
+        for ix in inspector.get_indexes(table.name):
+            if not ix.get("duplicates_constraint"):
+                found[ix["name"]] = (tuple(ix["column_names"]), bool(ix["unique"]))
+    return found
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_a_catch_up_from_empty_builds_the_deferred_indexes_at_its_end(db_url: str) -> None:
+    """Dropped in the first page, built in the last; a catch-up stopped between leaves them to the next."""
+    from projections import tables as t
+
+    app = LedgerApp(db_url)
+    projections = Projections(app)
+    declared = {str(i.name): (tuple(c.name for c in i.columns), bool(i.unique))
+                for table in t.metadata.sorted_tables for i in table.indexes}
+    deferred = {str(i.name) for i in t.deferred_indexes()}
+    assert deferred and deferred < set(declared)
+    assert _indexes(app) == declared
+    build_history(app, cases=30, months=3)
+
+    def stop(done: int, head: int) -> None:
+        raise _Stop
+
+    with pytest.raises(_Stop):
+        projections.catch_up(progress=stop, page_size=100)
+    assert 0 < projections.view.position() < projections.head()
+    assert set(declared) - set(_indexes(app)) == deferred  # the first page's transaction dropped them
+
+    assert projections.catch_up() == projections.head() - 100
+    assert _indexes(app) == declared
+    with _engine(app).connect() as conn:
+        resumed = dump(conn)
+        assert verify(app, conn, projections.head()) == []
+    assert projections.rebuild(page_size=150) == projections.head()
+    assert _indexes(app) == declared
+    with _engine(app).connect() as conn:
+        assert dump(conn) == resumed
+    # A later catch-up (not from empty) keeps every index in place.
+    app.suspend("U00002", "moved away", Month(2023, 3), operator="li.na", effective=date(2023, 4, 10))
+    assert projections.catch_up() >= 1
+    assert _indexes(app) == declared
+
+
 def test_verify_lists_a_tampered_read_model(sqlite_url: str) -> None:
     from sqlalchemy import text
 
