@@ -24,8 +24,8 @@ from eventsourcing.persistence import Notification
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyTrackingRecorder
 from sqlalchemy import bindparam, delete, insert, select, update
-from sqlalchemy.schema import CreateIndex, DropIndex
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import CreateIndex, DropIndex
 
 from ledger.domain import BankFile, Case, Change, Household, Payment, PayrollBatch, Seal, Standard, fold_periods
 from ledger.persistence import copy_text
