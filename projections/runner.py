@@ -90,6 +90,8 @@ class Projections:
                     self.view.build_missing_indexes(session)
             if progress:
                 progress(hi, head)
+            if hi == head:  # the last page built the indexes: no further transaction to check them
+                break
         if applied:
             self.refresh_statistics()
         return applied
