@@ -95,7 +95,8 @@ class Runner:
         result["code"] = code
         return result
 
-    def run(self, scale: str, db: str, url: str, pg_version: str | None) -> dict[str, Any]:
+    def run(self, scale: str, db: str, url: str, pg_version: str | None,
+            pg_settings: dict[str, str] | None = None) -> dict[str, Any]:
         args = self.args
         households = report.SCALES[scale]
         if args.households:
@@ -108,7 +109,7 @@ class Runner:
             "months": args.months,
             "started": report.now(),
             "load_start": os.getloadavg()[0],
-            "machine": machine.describe(pg_version),
+            "machine": machine.describe(pg_version, pg_settings),
             "options": {"lines_per_file": args.lines_per_file, "samples": args.samples, "seed": args.seed,
                         "tracemalloc": args.tracemalloc},
             "steps": {},
@@ -259,14 +260,15 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"[{scale}/{db}] starting: {args.households or report.SCALES[scale]:,} households, {args.months} months, "
                     f"load {os.getloadavg()[0]:.2f}")
                 with fresh_database(db, scale, workdir, server, args.keep) as url:
-                    pg_version = None
+                    pg_version = pg_settings = None
                     if db == "postgres":
                         from sqlalchemy import create_engine
 
                         engine = create_engine(url)
                         pg_version = machine.postgres_version(engine)
+                        pg_settings = machine.postgres_settings(engine)
                         engine.dispose()
-                    run = runner.run(scale, db, url, pg_version)
+                    run = runner.run(scale, db, url, pg_version, pg_settings)
                     run["database"] = make_url(url).database if db == "postgres" else "a temporary SQLite file"
                 run["command"] = command_line(argv)
                 runs.append(run)

@@ -69,7 +69,7 @@ def code_version() -> str:
     return f"{g['commit']}+{hashlib.sha256(diff).hexdigest()[:6]}"
 
 
-def describe(pg_version: str | None = None) -> dict[str, Any]:
+def describe(pg_version: str | None = None, pg_settings: dict[str, str] | None = None) -> dict[str, Any]:
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -83,11 +83,23 @@ def describe(pg_version: str | None = None) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "sqlite": sqlite3.sqlite_version,
         "postgresql": pg_version,
+        "postgresql_settings": pg_settings,
         "packages": {p: _pkg(p) for p in ("eventsourcing", "eventsourcing-sqlalchemy", "sqlalchemy", "psycopg2-binary")},
         "git": _git(),
     }
 
 
+#: The server settings that decide how much of a large log's indexes stays in memory and how often
+#: the server checkpoints; a run on PostgreSQL records them beside its figures.
+PG_SETTINGS = ("shared_buffers", "effective_cache_size", "work_mem", "maintenance_work_mem", "max_wal_size",
+               "checkpoint_timeout", "synchronous_commit")
+
+
 def postgres_version(engine: Any) -> str:
     with engine.connect() as conn:
         return str(conn.exec_driver_sql("SHOW server_version").scalar())
+
+
+def postgres_settings(engine: Any) -> dict[str, str]:
+    with engine.connect() as conn:
+        return {name: str(conn.exec_driver_sql(f"SHOW {name}").scalar()) for name in PG_SETTINGS}

@@ -415,13 +415,18 @@ def _run_header(run: dict[str, Any]) -> str:
     versions = list(dict.fromkeys(s["code"] for s in _all_steps(run) if s.get("code")))
     if len(versions) > 1:
         code += f" (**the product code changed during the run**: {' → '.join(versions)}; each step ran the code of its start)"
+    pg = run["machine"].get("postgresql_settings")
+    server = ""
+    if run.get("db") == "postgres":
+        server = (" Server settings: " + ", ".join(f"`{k}` {v}" for k, v in pg.items()) + "." if pg
+                  else " Server settings: not recorded by this run; the server then ran its stock settings (`shared_buffers` 128MB, `work_mem` 4MB, `maintenance_work_mem` 64MB, `max_wal_size` 1GB, `checkpoint_timeout` 5min).")
     return (
         f"{n0(run['households'])} households (one case each, {n0(run.get('persons'))} persons), "
         f"{run['months']} monthly payroll{'s' if run['months'] != 1 else ''} (2024-01 to 2024-{run['months']:02d}); "
         f"{n0(log)} events in the log at the end. Run {run['started'][:16].replace('T', ' ')} UTC, "
         f"took {secs(run['wall'])} in all (profiling {secs(run.get('profile_wall'))} more); "
         f"load average (1 min) {run['load_start']:.2f} at the start, {run['load_end']:.2f} at the end; {code}. "
-        f"Command: `{run.get('command', '-')}`."
+        f"Command: `{run.get('command', '-')}`.{server}"
     )
 
 
