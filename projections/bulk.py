@@ -1,11 +1,11 @@
 """Set-based projection of the commonest event, a payment issued, straight from the stored JSON.
 
 Most of a mature ledger's log is ``Payment.Issued`` (one per case and month). Its read
-model rows (the payment, which is also its line in the case's timeline, and the month's
-paid totals) depend on that one event alone, so a range of the log can project all of
-them with two ``INSERT ... SELECT`` statements that read the events' JSON inside the database
-(SQLite's JSON functions, PostgreSQL's ``jsonb``) instead of decoding each event in
-Python. The other events of the range are then applied one by one in log order
+model rows (the payment, which is also its line in the case's timeline, the month's
+paid totals and the case's delivered total) depend on that one event alone, so a range
+of the log can project all of them with three ``INSERT ... SELECT`` statements that read
+the events' JSON inside the database (SQLite's JSON functions, PostgreSQL's ``jsonb``)
+instead of decoding each event in Python. The other events of the range are then applied one by one in log order
 (:meth:`projections.view.LedgerView.apply_page`); the only ones that touch a payment's
 row (settled, returned, offset released) always come after its issue.
 
@@ -94,10 +94,12 @@ def _postgres_sql(events: str) -> str:
     """
 
 
-def project_issued(conn: Connection, events: str, lo: int, hi: int) -> int:
+def project_issued(conn: Connection, events: str, lo: int, hi: int, keep_delivered: bool = True) -> int:
     """Project every payment issued at positions lo < position <= hi; returns how many.
 
     Runs inside the caller's transaction, before the range's other events are applied.
+    ``keep_delivered=False`` leaves the cases' delivered totals (``rm_delivered``) to be
+    filled at the end of a fill from empty.
     """
     postgres = conn.dialect.name == "postgresql"
     fields = _postgres_sql(events) if postgres else _sqlite_sql(events)
@@ -129,6 +131,12 @@ def project_issued(conn: Connection, events: str, lo: int, hi: int) -> int:
                     persons = {t.paid_months.name}.persons + excluded.persons,
                     payments = {t.paid_months.name}.payments + excluded.payments
             """)
+            if keep_delivered:
+                cursor.execute(f"""
+                    INSERT INTO {t.delivered.name} (case_no, gross_fen)
+                    SELECT case_no, SUM(gross_fen) FROM rm_bulk_issued GROUP BY case_no
+                    ON CONFLICT (case_no) DO UPDATE SET gross_fen = {t.delivered.name}.gross_fen + excluded.gross_fen
+                """)
         cursor.execute("DELETE FROM rm_bulk_issued")
     finally:
         cursor.close()

@@ -55,6 +55,9 @@ def candidates(conn: Connection, month: Month, programme: str | None = None) -> 
     # 2. Arrears of earlier months: entitled - delivered + overpayment established > 0
     #    (the sum over months of what is still owed; established overpayments are the
     #    months delivered above entitlement, which must not hide an owed month).
+    #    Delivered before M is the case's kept total (rm_delivered, every month) less what was
+    #    delivered for M and later (few rows), so the check reads one row per case, not every
+    #    payment the case ever had.
     upto = case((p.c.to_idx < M, p.c.to_idx), else_=M)
     entitled = (
         select(p.c.case_no, func.sum(p.c.amount_fen * (upto - p.c.from_idx)).label("e"))
@@ -62,9 +65,10 @@ def candidates(conn: Connection, month: Month, programme: str | None = None) -> 
         .group_by(p.c.case_no)
         .subquery()
     )
-    delivered = (
+    kept = t.delivered
+    later = (
         select(pay.c.case_no, func.sum(pay.c.gross_fen).label("v"))
-        .where(pay.c.month_idx < M, pay.c.status != "returned")
+        .where(pay.c.month_idx >= M, pay.c.status != "returned")
         .group_by(pay.c.case_no)
         .subquery()
     )
@@ -76,11 +80,14 @@ def candidates(conn: Connection, month: Month, programme: str | None = None) -> 
         for r in conn.execute(
             select(entitled.c.case_no)
             .select_from(
-                entitled.outerjoin(delivered, delivered.c.case_no == entitled.c.case_no).outerjoin(
-                    established, established.c.case_no == entitled.c.case_no
-                )
+                entitled.outerjoin(kept, kept.c.case_no == entitled.c.case_no)
+                .outerjoin(later, later.c.case_no == entitled.c.case_no)
+                .outerjoin(established, established.c.case_no == entitled.c.case_no)
             )
-            .where(entitled.c.e - func.coalesce(delivered.c.v, 0) + func.coalesce(established.c.o, 0) > 0)
+            .where(
+                entitled.c.e - (func.coalesce(kept.c.gross_fen, 0) - func.coalesce(later.c.v, 0))
+                + func.coalesce(established.c.o, 0) > 0
+            )
         )
     ]
     for i in range(0, len(owing), 500):

@@ -72,10 +72,12 @@ class Projections:
         log), the indexes no catch-up reads are dropped in the first page's transaction and
         built in the last one's: each is then sorted once instead of written row by row.
         A catch-up that stops in between leaves them to the next one, which builds them
-        when it reaches the head.
+        when it reaches the head. The cases' delivered totals (``rm_delivered``) go with
+        them: not kept page by page, filled with one GROUP BY when the indexes are built.
         """
         head = self.head()
         applied = 0
+        filling = False  # from empty: the cases' delivered totals are filled at the end, with the indexes
         while True:
             with collector_paused(), self.view.transaction(commit=True) as session:
                 position = self.view.lock(session)
@@ -84,8 +86,9 @@ class Projections:
                     break
                 if position == 0:
                     self.view.drop_deferred_indexes(session)
+                    filling = True
                 hi = min(head, position + page_size)
-                applied += self._apply_range(session, position, hi)
+                applied += self._apply_range(session, position, hi, keep_delivered=not filling)
                 if hi == head:
                     self.view.build_missing_indexes(session)
             if progress:
@@ -109,7 +112,7 @@ class Projections:
             return 0
         return self._apply_range(session, position, head)
 
-    def _apply_range(self, session: Session, lo: int, hi: int) -> int:
+    def _apply_range(self, session: Session, lo: int, hi: int, keep_delivered: bool = True) -> int:
         """Apply the events at positions lo < p <= hi in the caller's transaction; returns how many.
 
         The payments issued in the range are projected set-based from their stored JSON
@@ -118,11 +121,11 @@ class Projections:
         """
         conn = session.connection()
         table = self.app.recorder.events_table_name  # type: ignore[attr-defined]
-        applied = project_issued(conn, table, lo, hi) if self.set_based else 0
+        applied = project_issued(conn, table, lo, hi, keep_delivered) if self.set_based else 0
         to_event = self.app.mapper.to_domain_event
         position = lo
         while notes := other_events(conn, table, position, hi, EVENT_PAGE, all_events=not self.set_based):
-            self.view.apply_page(session, notes, to_event)
+            self.view.apply_page(session, notes, to_event, keep_delivered)
             applied += len(notes)
             position = notes[-1].id
         self.view.move_to(session, hi)

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     Boolean,
     Column,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    event,
     select,
 )
 from sqlalchemy_utils.types.uuid import UUIDType
@@ -183,6 +185,33 @@ payments = Table(
 # A reference is P-{case}-{month}-{issue}: this one index keeps references unique and serves a case's payments.
 Index("rm_payment_by_case", payments.c.case_no, payments.c.month_idx, payments.c.issue_no, unique=True, info=DEFERRED)
 Index("rm_payment_by_month", payments.c.month_idx, payments.c.programme, info=DEFERRED)
+
+#: Per case, the gross of its payments not returned, of every month: the payroll's arrears check
+#: reads this instead of summing every payment the case ever had (:func:`projections.payroll.candidates`).
+#: A catch-up that fills the read models from empty leaves it, and fills it at its end from
+#: ``rm_payment`` with one GROUP BY, when it builds the deferred indexes (docs/decisions/0019).
+delivered = Table(
+    "rm_delivered",
+    metadata,
+    Column("case_no", String(64), primary_key=True),
+    Column("gross_fen", BIG, nullable=False),
+    sqlite_with_rowid=False,
+)
+# Each payroll rewrites most rows: room in every page lets PostgreSQL keep the new version beside the
+# old one (a heap-only update, no new index entry).
+event.listen(delivered, "after_create", DDL("ALTER TABLE rm_delivered SET (fillfactor = 50)").execute_if(dialect="postgresql"))
+
+#: Add ``delta`` to each case's delivered total (both databases' upsert).
+ADD_DELIVERED = (
+    "INSERT INTO rm_delivered (case_no, gross_fen) VALUES ({mark}, {mark}) "
+    "ON CONFLICT (case_no) DO UPDATE SET gross_fen = rm_delivered.gross_fen + excluded.gross_fen"
+)
+#: Fill ``rm_delivered`` from the payments (after a fill from empty): a row for every case paid at all,
+#: as the upserts leave it.
+FILL_DELIVERED = (
+    "INSERT INTO rm_delivered (case_no, gross_fen) "
+    "SELECT case_no, SUM(CASE WHEN status <> 'returned' THEN gross_fen ELSE 0 END) FROM rm_payment GROUP BY case_no"
+)
 
 paid_months = Table(
     "rm_paid_month",

@@ -58,7 +58,7 @@ def _load(app: LedgerApp, ids: list[UUID]) -> Iterator[Any]:
 def _expected(app: LedgerApp, head: int, progress: Progress | None) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
     exp: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {
         "households": {}, "members": {}, "cases": {}, "periods": {}, "payments": {}, "standards": {}, "verifications": {},
-        "overpayments": {}, "recoveries": {}, "paid_months": {},
+        "overpayments": {}, "recoveries": {}, "paid_months": {}, "delivered": {},
     }
     periods_by_household: dict[str, list[counts.PeriodShape]] = {}
     firsts_by_household: dict[str, list[counts.FirstMonth]] = {}
@@ -112,6 +112,9 @@ def _expected(app: LedgerApp, head: int, progress: Progress | None) -> dict[str,
                 row["amount_fen"] += agg.amount_fen
                 row["persons"] += agg.persons
                 row["payments"] += 1
+            if agg.status != "returned" and agg.gross_fen:
+                row = exp["delivered"].setdefault((agg.case_no,), {"gross_fen": 0})
+                row["gross_fen"] += agg.gross_fen
             exp["payments"][(agg.ref,)] = {
                 "case_no": agg.case_no, "programme": agg.programme.value, "month_idx": agg.month.index,
                 "issue_no": agg.issue_no, "kind": agg.kind, "gross_fen": agg.gross_fen, "offset_fen": agg.offset_fen,
@@ -154,6 +157,9 @@ def _actual(conn: Connection) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]
         (r["programme"], r["area"], r["month_idx"]): dict(r)
         for r in conn.execute(select(t.paid_months)).mappings()
         if r["payments"]
+    }
+    act["delivered"] = {
+        (r["case_no"],): dict(r) for r in conn.execute(select(t.delivered)).mappings() if r["gross_fen"]
     }
     act["caseload_steps"] = {
         (r["grp"], r["status"], r["month_idx"]): dict(r)

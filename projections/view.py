@@ -235,8 +235,10 @@ class _Rows:
 class _Page:
     """The state of one page of events being applied inside one transaction."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, keep_delivered: bool = True) -> None:
         self.session = session
+        #: Per case, the change of its delivered total in this page (None: not kept, see rm_delivered).
+        self.delivered: dict[str, int] | None = {} if keep_delivered else None
         self.households = _Rows(session, t.households, ["household_no"], "household_id")
         self.members = _Rows(session, t.members, ["household_no", "id_number"])
         self.cases = _Rows(session, t.cases, ["case_no"], "case_id")
@@ -436,6 +438,12 @@ class _Page:
         self._count()
         for rows in (self.caseload_steps, self.new_counts, self.households, self.members, self.cases, self.payments, self.batches, self.bank_lines, self.paid_months):
             rows.flush()
+        if self.delivered:
+            conn = self.session.connection()
+            mark = "%s" if conn.dialect.name == "postgresql" else "?"
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.executemany(t.ADD_DELIVERED.format(mark=mark), [(k, v) for k, v in self.delivered.items() if v])
+            cursor.close()
         insert_many(self.session, t.changes, self.new_changes)
         if self.closed_periods:
             self.session.execute(
@@ -469,6 +477,17 @@ def _count_paid(page: _Page, payment: dict[str, Any], sign: int) -> None:
     row["amount_fen"] += sign * payment["amount_fen"]
     row["persons"] += sign * payment["persons"]
     row["payments"] += sign
+
+
+def _delivered(page: _Page, payment: dict[str, Any], before: int) -> None:
+    """Keep the case's delivered total: ``before`` was this payment's part in it before the event."""
+    if page.delivered is not None:
+        page.delivered[payment["case_no"]] = page.delivered.get(payment["case_no"], 0) + _part(payment) - before
+
+
+def _part(payment: dict[str, Any]) -> int:
+    """A payment's part in its case's delivered total."""
+    return payment["gross_fen"] if payment["status"] != "returned" else 0
 
 
 class LedgerView(SQLAlchemyTrackingRecorder):
@@ -558,6 +577,8 @@ class LedgerView(SQLAlchemyTrackingRecorder):
     def build_missing_indexes(self, session: Session) -> list[str]:
         """Build every deferred index that is missing, in the caller's transaction; returns their names.
 
+        If any was missing, a fill from empty ends here: ``rm_delivered`` is then filled from the payments.
+
         Also repairs a catch-up from empty that stopped before its end: the next catch-up builds them.
         """
         conn = session.connection()
@@ -571,6 +592,9 @@ class LedgerView(SQLAlchemyTrackingRecorder):
         missing = [i for i in indexes if i.name not in present]
         for index in missing:
             session.execute(CreateIndex(index))
+        if missing:  # a fill from empty ends here: the cases' delivered totals too, from the payments
+            session.execute(delete(t.delivered))
+            conn.exec_driver_sql(t.FILL_DELIVERED)
         return [str(i.name) for i in missing]
 
     def move_to(self, session: Session, position: int) -> None:
@@ -597,9 +621,13 @@ class LedgerView(SQLAlchemyTrackingRecorder):
             session.execute(insert(tt).values(application_name=UPSTREAM, notification_id=0))
         return session.execute(select(tt.c.notification_id).where(tt.c.application_name == UPSTREAM)).scalar_one()
 
-    def apply_page(self, session: Session, notifications: Iterable[Notification], to_event: Callable[[Notification], Any]) -> int:
-        """Apply events in log order and move the tracking position; the caller commits."""
-        page = _Page(session)
+    def apply_page(self, session: Session, notifications: Iterable[Notification], to_event: Callable[[Notification], Any],
+                   keep_delivered: bool = True) -> int:
+        """Apply events in log order and move the tracking position; the caller commits.
+
+        ``keep_delivered=False`` (a fill from empty) leaves ``rm_delivered`` to :meth:`build_missing_indexes`.
+        """
+        page = _Page(session, keep_delivered)
         decoded = [(n, to_event(n)) for n in notifications]
         if not decoded:
             return 0
@@ -855,6 +883,7 @@ def _payment_issued(page: _Page, e: Payment.Issued, pos: int) -> None:
         }
     )
     _count_paid(page, row, +1)  # its timeline line is this row
+    _delivered(page, row, 0)
 
 
 def _payment_settled(page: _Page, e: Payment.Settled, pos: int) -> None:
@@ -865,7 +894,9 @@ def _payment_settled(page: _Page, e: Payment.Settled, pos: int) -> None:
 
 def _payment_returned(page: _Page, e: Payment.Returned, pos: int) -> None:
     row = page.payments.touch_id(e.originator_id)
+    before = _part(row)
     row.update(status="returned", returned_at=e.timestamp, return_reason=e.reason)
+    _delivered(page, row, before)
     _count_paid(page, row, -1)
     _timeline(page, e, pos, "payment", row["ref"], row["case_no"], row["household_no"])
 
@@ -977,6 +1008,8 @@ def _seal_recorded(page: _Page, e: Seal.Recorded, pos: int) -> None:
 
 def _offset_released(page: _Page, e: Payment.OffsetReleased, pos: int) -> None:
     row = page.payments.touch_id(e.originator_id)
+    before = _part(row)
     row["gross_fen"] -= e.amount_fen
     row["offset_fen"] -= e.amount_fen
+    _delivered(page, row, before)
     _timeline(page, e, pos, "payment", row["ref"], row["case_no"], row["household_no"])

@@ -120,6 +120,16 @@ def test_verify_lists_a_tampered_read_model(sqlite_url: str) -> None:
     m = re.fullmatch(r"payments P-U00001-202302-1: amount_fen is (\d+) in the read model, (\d+) by replay", problems[0])
     assert m is not None, problems[0]
     assert int(m.group(1)) == int(m.group(2)) + 1
+    # The kept per-case totals the payroll's arrears check reads are checked too.
+    with _engine(app).begin() as conn:
+        conn.execute(text("UPDATE rm_payment SET amount_fen = amount_fen - 1 WHERE ref = 'P-U00001-202302-1'"))
+        conn.execute(text("UPDATE rm_delivered SET gross_fen = gross_fen - 7 WHERE case_no = 'U00002'"))
+    with _engine(app).connect() as conn:
+        problems = verify(app, conn, projections.view.position())
+    assert len(problems) == 1, problems
+    m = re.fullmatch(r"delivered U00002: gross_fen is (\d+) in the read model, (\d+) by replay", problems[0])
+    assert m is not None, problems[0]
+    assert int(m.group(1)) == int(m.group(2)) - 7
 
 
 @pytest.mark.slow
