@@ -105,30 +105,37 @@ def test_a_catch_up_from_empty_builds_the_deferred_indexes_at_its_end(db_url: st
     assert _indexes(app) == declared
 
 
-def test_verify_lists_a_tampered_read_model(sqlite_url: str) -> None:
+def _one_problem_after(app: LedgerApp, projections: Projections, *statements: str) -> str:
+    """Run these statements on the read models, verify them, and return the one problem verify lists."""
     from sqlalchemy import text
 
+    with _engine(app).begin() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+    with _engine(app).connect() as conn:
+        problems = verify(app, conn, projections.view.position())
+    assert len(problems) == 1, problems
+    return problems[0]
+
+
+def test_verify_lists_a_tampered_read_model(sqlite_url: str) -> None:
     app = LedgerApp(sqlite_url)
     projections = Projections(app)
     build_history(app, cases=5, months=2)
     projections.catch_up()
-    with _engine(app).begin() as conn:
-        conn.execute(text("UPDATE rm_payment SET amount_fen = amount_fen + 1 WHERE ref = 'P-U00001-202302-1'"))
-    with _engine(app).connect() as conn:
-        problems = verify(app, conn, projections.view.position())
-    assert len(problems) == 1, problems
-    m = re.fullmatch(r"payments P-U00001-202302-1: amount_fen is (\d+) in the read model, (\d+) by replay", problems[0])
-    assert m is not None, problems[0]
+    problem = _one_problem_after(
+        app, projections, "UPDATE rm_payment SET amount_fen = amount_fen + 1 WHERE ref = 'P-U00001-202302-1'")
+    m = re.fullmatch(r"payments P-U00001-202302-1: amount_fen is (\d+) in the read model, (\d+) by replay", problem)
+    assert m is not None, problem
     assert int(m.group(1)) == int(m.group(2)) + 1
     # The kept per-case totals the payroll's arrears check reads are checked too.
-    with _engine(app).begin() as conn:
-        conn.execute(text("UPDATE rm_payment SET amount_fen = amount_fen - 1 WHERE ref = 'P-U00001-202302-1'"))
-        conn.execute(text("UPDATE rm_delivered SET gross_fen = gross_fen - 7 WHERE case_no = 'U00002'"))
-    with _engine(app).connect() as conn:
-        problems = verify(app, conn, projections.view.position())
-    assert len(problems) == 1, problems
-    m = re.fullmatch(r"delivered U00002: gross_fen is (\d+) in the read model, (\d+) by replay", problems[0])
-    assert m is not None, problems[0]
+    problem = _one_problem_after(
+        app, projections,
+        "UPDATE rm_payment SET amount_fen = amount_fen - 1 WHERE ref = 'P-U00001-202302-1'",
+        "UPDATE rm_delivered SET gross_fen = gross_fen - 7 WHERE case_no = 'U00002'",
+    )
+    m = re.fullmatch(r"delivered U00002: gross_fen is (\d+) in the read model, (\d+) by replay", problem)
+    assert m is not None, problem
     assert int(m.group(1)) == int(m.group(2)) - 7
 
 
