@@ -41,10 +41,10 @@ def _sqlite_sql(events: str) -> str:
     source = f"""
         SELECT e.id AS id, lower(hex(e.originator_id)) AS pid, CAST(e.state AS TEXT) AS j
         FROM "{events}" e
-        WHERE e.id > :lo AND e.id <= :hi AND e.topic = :topic AND {_sqlite_utc('CAST(e.state AS TEXT)')}
+        WHERE e.id > :lo AND e.id <= :hi AND e.topic = :topic
     """
     fields = f"""
-        SELECT id, pid,
+        SELECT id, pid, {_sqlite_utc('j')} AS utc,
             json_extract(j, '$.ref') AS ref, json_extract(j, '$.case_no') AS case_no,
             json_extract(j, '$.household_no') AS household_no,
             json_extract(j, '$.programme._data_') AS programme, json_extract(j, '$.area._data_') AS area,
@@ -73,7 +73,7 @@ def _sqlite_utc(state: str) -> str:
 
 def _postgres_sql(events: str) -> str:
     return f"""
-        SELECT id, pid,
+        SELECT id, pid, TRUE AS utc,
             d->>'ref' AS ref, d->>'case_no' AS case_no, d->>'household_no' AS household_no,
             d->'programme'->>'_data_' AS programme, d->'area'->>'_data_' AS area,
             CAST(substr(d->'month'->>'_data_', 1, 4) AS INTEGER) * 12
@@ -94,10 +94,12 @@ def _postgres_sql(events: str) -> str:
     """
 
 
-def project_issued(conn: Connection, events: str, lo: int, hi: int, keep_delivered: bool = True) -> int:
-    """Project every payment issued at positions lo < position <= hi; returns how many.
+def project_issued(conn: Connection, events: str, lo: int, hi: int, keep_delivered: bool = True) -> tuple[int, int]:
+    """Project every payment issued at positions lo < position <= hi that can be; returns how many, and how many are left.
 
     Runs inside the caller's transaction, before the range's other events are applied.
+    Those left (SQLite, a time not in UTC) are for the event-by-event path:
+    :func:`other_events` with ``which="unprojected"``.
     ``keep_delivered=False`` leaves the cases' delivered totals (``rm_delivered``) to be
     filled at the end of a fill from empty.
     """
@@ -112,8 +114,11 @@ def project_issued(conn: Connection, events: str, lo: int, hi: int, keep_deliver
                        f"SELECT * FROM ({fields}) f WITH NO DATA", params)
         cursor.execute("DELETE FROM rm_bulk_issued")
         cursor.execute(f"INSERT INTO rm_bulk_issued SELECT * FROM ({fields}) f", params)
-        cursor.execute("SELECT COUNT(*) FROM rm_bulk_issued")
-        count = cursor.fetchone()[0]
+        cursor.execute("SELECT COUNT(*), COUNT(*) - COALESCE(SUM(CASE WHEN utc THEN 1 ELSE 0 END), 0) FROM rm_bulk_issued")
+        count, left = cursor.fetchone()
+        if left:
+            cursor.execute("DELETE FROM rm_bulk_issued WHERE NOT utc")
+            count -= left
         if count:
             cursor.execute(f"""
                 INSERT INTO {t.payments.name} ({_PAYMENT_COLUMNS})
@@ -140,26 +145,36 @@ def project_issued(conn: Connection, events: str, lo: int, hi: int, keep_deliver
         cursor.execute("DELETE FROM rm_bulk_issued")
     finally:
         cursor.close()
-    return int(count)
+    return int(count), int(left)
 
 
-def other_events(conn: Connection, events: str, lo: int, hi: int, limit: int, all_events: bool = False) -> list[Notification]:
-    """The events at lo < position <= hi that :func:`project_issued` leaves to the event-by-event path, in order
-    (with ``all_events``, every event of the range)."""
+#: Which events of a range :func:`other_events` reads: every one, every one but the payments
+#: issued (all projected by :func:`project_issued`), or every one it did not project.
+WHICH = ("all", "not-issued", "unprojected")
+
+
+def other_events(conn: Connection, events: str, lo: int, hi: int, limit: int, which: str = "unprojected") -> list[Notification]:
+    """The events at lo < position <= hi that the event-by-event path applies, in order, ``limit`` at most (see :data:`WHICH`).
+
+    "unprojected" reads the stored JSON of every payment issued in the range on SQLite;
+    "not-issued" does not, for a range whose payments were all projected.
+    """
     postgres = conn.dialect.name == "postgresql"
     mark = "%s" if postgres else "?"
+    if which not in WHICH:
+        raise ValueError(f"which events: {which!r} is not one of {', '.join(WHICH)}")
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
-        if all_events:
+        if which == "all":
             cursor.execute(
                 f'SELECT id, originator_id, originator_version, topic, state FROM "{events}" '
                 f"WHERE id > {mark} AND id <= {mark} ORDER BY id LIMIT {mark}",
                 (lo, hi, limit),
             )
-        elif postgres:
+        elif postgres or which == "not-issued":  # on PostgreSQL every payment issued is projected
             cursor.execute(
                 f'SELECT id, originator_id, originator_version, topic, state FROM "{events}" '
-                "WHERE id > %s AND id <= %s AND topic <> %s ORDER BY id LIMIT %s",
+                f"WHERE id > {mark} AND id <= {mark} AND topic <> {mark} ORDER BY id LIMIT {mark}",
                 (lo, hi, ISSUED_TOPIC, limit),
             )
         else:

@@ -7,9 +7,14 @@ of the last committed page, and the next run goes on from there.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import queue
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
+from eventsourcing.persistence import Notification
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from ledger.application import LedgerApp
@@ -25,6 +30,9 @@ PAGE_SIZE = 50_000
 
 #: Events decoded and applied together within a transaction (a bound on memory).
 EVENT_PAGE = 2000
+
+#: Decoded pages the reader thread may hold ahead of the page being applied.
+READ_AHEAD = 3
 
 #: Rows changed in a read-model table, beyond half its size, before it is re-analysed.
 ANALYZE_FLOOR = 1000
@@ -88,7 +96,7 @@ class Projections:
                     self.view.drop_deferred_indexes(session)
                     filling = True
                 hi = min(head, position + page_size)
-                applied += self._apply_range(session, position, hi, keep_delivered=not filling)
+                applied += self._apply_range(session, position, hi, keep_delivered=not filling, committed=True)
                 if hi == head:
                     self.view.build_missing_indexes(session)
             if progress:
@@ -112,22 +120,41 @@ class Projections:
             return 0
         return self._apply_range(session, position, head)
 
-    def _apply_range(self, session: Session, lo: int, hi: int, keep_delivered: bool = True) -> int:
+    def _apply_range(self, session: Session, lo: int, hi: int, keep_delivered: bool = True, committed: bool = False) -> int:
         """Apply the events at positions lo < p <= hi in the caller's transaction; returns how many.
 
         The payments issued in the range are projected set-based from their stored JSON
         (:func:`projections.bulk.project_issued`), then every other event is applied in
         log order, :data:`EVENT_PAGE` at a time; the position ends at ``hi``.
+
+        ``committed``: every event of the range is committed, so a second connection can see
+        them. On PostgreSQL they are then read and decoded by a :class:`_Reader` thread on
+        that connection, ahead of the page being applied, while this connection's server
+        process does the set-based statements and each page's writes (see :func:`_read_ahead`).
         """
         conn = session.connection()
         table = self.app.recorder.events_table_name  # type: ignore[attr-defined]
-        applied = project_issued(conn, table, lo, hi, keep_delivered) if self.set_based else 0
         to_event = self.app.mapper.to_domain_event
-        position = lo
-        while notes := other_events(conn, table, position, hi, EVENT_PAGE, all_events=not self.set_based):
-            self.view.apply_page(session, notes, to_event, keep_delivered)
-            applied += len(notes)
-            position = notes[-1].id
+        which = "not-issued" if self.set_based else "all"
+        engine = self.app.factory.datastore.engine  # type: ignore[attr-defined]
+        reader = _Reader(engine, table, to_event, lo, hi, which) if committed and _read_ahead(engine) else None
+        try:
+            applied, left = project_issued(conn, table, lo, hi, keep_delivered) if self.set_based else (0, 0)
+            if left:  # some payments issued are for the event-by-event path too (SQLite, a time not in UTC)
+                which = "unprojected"
+                if reader is not None:
+                    reader.close()
+                    reader = None
+            if reader is not None:
+                pages: Iterator[Decoded] = iter(reader)
+            else:
+                pages = _pages(conn, table, to_event, lo, hi, which)
+            for decoded in pages:
+                self.view.apply_decoded(session, decoded, keep_delivered)
+                applied += len(decoded)
+        finally:
+            if reader is not None:
+                reader.close()
         self.view.move_to(session, hi)
         return applied
 
@@ -164,3 +191,79 @@ class Projections:
         with self.view.transaction(commit=True) as session:
             self.view.clear(session)
         return self.catch_up(progress, page_size)
+
+
+Decoded = list[tuple[Notification, Any]]
+
+
+def _pages(conn: Any, table: str, to_event: Callable[[Notification], Any], lo: int, hi: int, which: str) -> Iterator[Decoded]:
+    """The events at lo < p <= hi for the event-by-event path (see :func:`projections.bulk.other_events`), decoded,
+    :data:`EVENT_PAGE` at a time."""
+    position = lo
+    while notes := other_events(conn, table, position, hi, EVENT_PAGE, which):
+        yield [(n, to_event(n)) for n in notes]
+        position = notes[-1].id
+
+
+def _read_ahead(engine: Engine) -> bool:
+    """Whether a catch-up reads ahead on a second connection: on PostgreSQL.
+
+    There the reads are a second server process's work, on the other core, while this one's
+    process writes (decision 0021). On SQLite both connections run in this process, and decoding
+    in a thread only takes turns with applying (Python's global lock): measured, it gained nothing.
+    """
+    return engine.dialect.name == "postgresql"
+
+
+class _Reader:
+    """Reads and decodes committed events on its own connection and thread, a few pages ahead of their use.
+
+    Iterating yields the pages in log order; an error in the thread is raised there.
+    :meth:`close` stops the thread (also when the consumer failed part-way) and waits for it.
+    Each page is read in a transaction of its own, so the reader holds no snapshot between
+    pages (on SQLite a long reader would keep the write-ahead log from being reset).
+    """
+
+    _END = object()
+
+    def __init__(self, engine: Engine, table: str, to_event: Callable[[Notification], Any], lo: int, hi: int,
+                 which: str) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=READ_AHEAD)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(engine, table, to_event, lo, hi, which), name="projection-reader", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, engine: Engine, table: str, to_event: Callable[[Notification], Any], lo: int, hi: int,
+             which: str) -> None:
+        try:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                for decoded in _pages(conn, table, to_event, lo, hi, which):
+                    if not self._put(decoded):
+                        return
+            self._put(self._END)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(exc)
+
+    def _put(self, item: Any) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[Decoded]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()

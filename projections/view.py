@@ -627,10 +627,13 @@ class LedgerView(SQLAlchemyTrackingRecorder):
 
         ``keep_delivered=False`` (a fill from empty) leaves ``rm_delivered`` to :meth:`build_missing_indexes`.
         """
-        page = _Page(session, keep_delivered)
-        decoded = [(n, to_event(n)) for n in notifications]
+        return self.apply_decoded(session, [(n, to_event(n)) for n in notifications], keep_delivered)
+
+    def apply_decoded(self, session: Session, decoded: Sequence[tuple[Notification, Any]], keep_delivered: bool = True) -> int:
+        """:meth:`apply_page` for events already decoded: (notification, domain event) pairs in log order."""
         if not decoded:
             return 0
+        page = _Page(session, keep_delivered)
         by_kind: dict[type, list[str]] = {}
         for _, e in decoded:
             if e.originator_version > 1:  # an aggregate's first event makes its row: there is none to load

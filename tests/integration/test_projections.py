@@ -187,3 +187,146 @@ def test_set_based_projection_writes_what_event_by_event_does(db_url: str) -> No
     with _engine(app).connect() as conn:
         assert dump(conn) == reference
         assert verify(app, conn, set_based.head()) == []
+
+
+def _readers() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name == "projection-reader"]
+
+
+def test_events_read_ahead_on_a_second_connection_project_what_the_transaction_reads(db_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A catch-up's reader thread and the single-connection path (a payroll's catch-up) write the same rows."""
+    import projections.runner as runner
+
+    app = LedgerApp(db_url)
+    build_history(app, cases=60, months=6)
+    projections = Projections(app)
+    assert runner._read_ahead(_engine(app)) == (_engine(app).dialect.name == "postgresql")
+    used = []
+    real = runner._Reader
+    monkeypatch.setattr(runner, "_Reader", lambda *a: used.append(1) or real(*a))
+    monkeypatch.setattr(runner, "_read_ahead", lambda engine: True)  # on SQLite too: it works there, it only gains nothing
+    assert projections.rebuild(page_size=500) == projections.head()
+    assert used, "the catch-up read ahead"
+    with _engine(app).connect() as conn:
+        read_ahead = dump(conn)
+    monkeypatch.setattr(runner, "_read_ahead", lambda engine: False)
+    used.clear()
+    assert projections.rebuild(page_size=500) == projections.head()
+    assert not used
+    with _engine(app).connect() as conn:
+        assert dump(conn) == read_ahead
+        assert verify(app, conn, projections.head()) == []
+    assert not _readers()
+
+
+def test_an_event_the_reader_cannot_decode_fails_the_catch_up_and_stores_nothing(db_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    app = LedgerApp(db_url)
+    build_history(app, cases=30, months=3)
+    projections = Projections(app)
+    projections.catch_up()
+    before = projections.view.position()
+    with _engine(app).connect() as conn:
+        caught_up = dump(conn)
+    app.suspend("U00002", "moved away", Month(2023, 2), operator="li.na", effective=date(2023, 4, 10))
+    real = app.mapper.to_domain_event
+
+    def broken(n):  # type: ignore[no-untyped-def]
+        if n.id > before:
+            raise ValueError(f"event {n.id} cannot be decoded")
+        return real(n)
+
+    monkeypatch.setattr(app.mapper, "to_domain_event", broken)
+    monkeypatch.setattr(runner_module(), "_read_ahead", lambda engine: True)  # the reader on SQLite too
+    with pytest.raises(ValueError, match=rf"event {before + 1} cannot be decoded"):
+        projections.catch_up()
+    assert projections.view.position() == before
+    with _engine(app).connect() as conn:
+        assert dump(conn) == caught_up
+    assert not _readers()
+    monkeypatch.undo()
+    assert projections.catch_up() == projections.head() - before
+
+
+def test_a_page_that_fails_stops_the_reader_and_rolls_its_range_back(db_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    app = LedgerApp(db_url)
+    build_history(app, cases=60, months=6)
+    projections = Projections(app)
+    projections.catch_up()
+    with _engine(app).connect() as conn:
+        caught_up = dump(conn)
+    pages = []
+    real = projections.view.apply_decoded
+
+    def fails_on_the_second(session, decoded, keep_delivered=True):  # type: ignore[no-untyped-def]
+        pages.append(len(decoded))
+        if len(pages) == 2:
+            raise RuntimeError("disk full")
+        return real(session, decoded, keep_delivered)
+
+    monkeypatch.setattr(runner_module(), "EVENT_PAGE", 50)  # several pages in the first range
+    monkeypatch.setattr(runner_module(), "_read_ahead", lambda engine: True)  # the reader on SQLite too
+    monkeypatch.setattr(projections.view, "apply_decoded", fails_on_the_second)
+    with pytest.raises(RuntimeError, match="disk full"):
+        projections.rebuild()
+    assert not _readers()
+    assert projections.view.position() == 0  # emptied by the rebuild; its only range rolled back
+    monkeypatch.undo()
+    assert projections.catch_up() == projections.head()
+    with _engine(app).connect() as conn:
+        assert dump(conn) == caught_up
+
+
+def runner_module():  # type: ignore[no-untyped-def]
+    import projections.runner
+
+    return projections.runner
+
+
+def test_payments_recorded_in_another_time_zone_are_left_to_the_event_by_event_path(db_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A ledger run with ``TZINFO_TOPIC`` set records local times; on SQLite those payments are not projected in SQL."""
+    from datetime import timedelta, timezone
+
+    import eventsourcing.domain
+
+    import projections.runner as runner
+
+    app = LedgerApp(db_url)
+    build_history(app, cases=40, months=2)
+    from ledger.errors import LedgerError
+
+    active = []
+    for i in range(40):
+        try:
+            app.issue_payment(f"U{i:05d}", Month(2023, 3), operator="zhao.min", effective=date(2023, 3, 10))
+        except LedgerError:
+            continue
+        active.append(f"U{i:05d}")
+        if len(active) == 1:  # the next ones in Beijing time, then one in UTC again
+            monkeypatch.setattr(eventsourcing.domain, "TZINFO", timezone(timedelta(hours=8)))
+        elif len(active) == 3:
+            app.suspend(active[-1], "moved away", Month(2023, 4), operator="li.na", effective=date(2023, 3, 10))
+            monkeypatch.undo()
+        elif len(active) == 4:
+            break
+
+    one_by_one = Projections(app, set_based=False)
+    assert one_by_one.rebuild() == one_by_one.head()
+    with _engine(app).connect() as conn:
+        reference = dump(conn)
+    left = []
+    real = runner.project_issued
+
+    def spy(*args):  # type: ignore[no-untyped-def]
+        projected, not_projected = real(*args)
+        left.append(not_projected)
+        return projected, not_projected
+
+    monkeypatch.setattr(runner, "project_issued", spy)
+    set_based = Projections(app)
+    assert set_based.rebuild() == set_based.head()
+    assert left == [2 if _engine(app).dialect.name == "sqlite" else 0]
+    with _engine(app).connect() as conn:
+        assert dump(conn) == reference
+        assert verify(app, conn, set_based.head()) == []
