@@ -6,7 +6,7 @@ paid totals and the case's delivered total) depend on that one event alone, so a
 of the log can project all of them with three ``INSERT ... SELECT`` statements that read
 the events' JSON inside the database (SQLite's JSON functions, PostgreSQL's ``jsonb``)
 instead of decoding each event in Python. The other events of the range are then applied one by one in log order
-(:meth:`projections.view.LedgerView.apply_page`); the only ones that touch a payment's
+(:meth:`projections.view.LedgerView.apply_decoded`); the only ones that touch a payment's
 row (settled, returned, offset released) always come after its issue.
 
 Both ways write the same rows: a test rebuilds a varied log both ways and compares

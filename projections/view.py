@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timezone
 from typing import Any
 from uuid import UUID
@@ -621,16 +621,12 @@ class LedgerView(SQLAlchemyTrackingRecorder):
             session.execute(insert(tt).values(application_name=UPSTREAM, notification_id=0))
         return session.execute(select(tt.c.notification_id).where(tt.c.application_name == UPSTREAM)).scalar_one()
 
-    def apply_page(self, session: Session, notifications: Iterable[Notification], to_event: Callable[[Notification], Any],
-                   keep_delivered: bool = True) -> int:
-        """Apply events in log order and move the tracking position; the caller commits.
-
-        ``keep_delivered=False`` (a fill from empty) leaves ``rm_delivered`` to :meth:`build_missing_indexes`.
-        """
-        return self.apply_decoded(session, [(n, to_event(n)) for n in notifications], keep_delivered)
-
     def apply_decoded(self, session: Session, decoded: Sequence[tuple[Notification, Any]], keep_delivered: bool = True) -> int:
-        """:meth:`apply_page` for events already decoded: (notification, domain event) pairs in log order."""
+        """Apply decoded events, (notification, domain event) pairs in log order, and move the tracking position.
+
+        The caller commits. ``keep_delivered=False`` (a fill from empty) leaves ``rm_delivered`` to
+        :meth:`build_missing_indexes`.
+        """
         if not decoded:
             return 0
         page = _Page(session, keep_delivered)
