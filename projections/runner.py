@@ -34,6 +34,10 @@ EVENT_PAGE = 2000
 #: Decoded pages the reader thread may hold ahead of the page being applied.
 READ_AHEAD = 3
 
+#: Log positions from which a range is read ahead: a smaller one (a command's catch-up of a
+#: few events) is not worth a thread and a second connection.
+READ_AHEAD_FROM = 5000
+
 #: Rows changed in a read-model table, beyond half its size, before it is re-analysed.
 ANALYZE_FLOOR = 1000
 
@@ -128,7 +132,7 @@ class Projections:
         log order, :data:`EVENT_PAGE` at a time; the position ends at ``hi``.
 
         ``committed``: every event of the range is committed, so a second connection can see
-        them. On PostgreSQL they are then read and decoded by a :class:`_Reader` thread on
+        them. On PostgreSQL, from :data:`READ_AHEAD_FROM` positions, they are then read and decoded by a :class:`_Reader` thread on
         that connection, ahead of the page being applied, while this connection's server
         process does the set-based statements and each page's writes (see :func:`_read_ahead`).
         """
@@ -137,7 +141,8 @@ class Projections:
         to_event = self.app.mapper.to_domain_event
         which = "not-issued" if self.set_based else "all"
         engine = self.app.factory.datastore.engine  # type: ignore[attr-defined]
-        reader = _Reader(engine, table, to_event, lo, hi, which) if committed and _read_ahead(engine) else None
+        ahead = committed and hi - lo >= READ_AHEAD_FROM and _read_ahead(engine)
+        reader = _Reader(engine, table, to_event, lo, hi, which) if ahead else None
         try:
             applied, left = project_issued(conn, table, lo, hi, keep_delivered) if self.set_based else (0, 0)
             if left:  # some payments issued are for the event-by-event path too (SQLite, a time not in UTC)

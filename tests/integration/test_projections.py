@@ -207,6 +207,7 @@ def test_events_read_ahead_on_a_second_connection_project_what_the_transaction_r
     real = runner._Reader
     monkeypatch.setattr(runner, "_Reader", lambda *a: used.append(1) or real(*a))
     monkeypatch.setattr(runner, "_read_ahead", lambda engine: True)  # on SQLite too: it works there, it only gains nothing
+    monkeypatch.setattr(runner, "READ_AHEAD_FROM", 0)  # every range, however small
     assert projections.rebuild(page_size=500) == projections.head()
     assert used, "the catch-up read ahead"
     with _engine(app).connect() as conn:
@@ -239,6 +240,7 @@ def test_an_event_the_reader_cannot_decode_fails_the_catch_up_and_stores_nothing
 
     monkeypatch.setattr(app.mapper, "to_domain_event", broken)
     monkeypatch.setattr(runner_module(), "_read_ahead", lambda engine: True)  # the reader on SQLite too
+    monkeypatch.setattr(runner_module(), "READ_AHEAD_FROM", 0)
     with pytest.raises(ValueError, match=rf"event {before + 1} cannot be decoded"):
         projections.catch_up()
     assert projections.view.position() == before
@@ -267,6 +269,7 @@ def test_a_page_that_fails_stops_the_reader_and_rolls_its_range_back(db_url: str
 
     monkeypatch.setattr(runner_module(), "EVENT_PAGE", 50)  # several pages in the first range
     monkeypatch.setattr(runner_module(), "_read_ahead", lambda engine: True)  # the reader on SQLite too
+    monkeypatch.setattr(runner_module(), "READ_AHEAD_FROM", 0)
     monkeypatch.setattr(projections.view, "apply_decoded", fails_on_the_second)
     with pytest.raises(RuntimeError, match="disk full"):
         projections.rebuild()
@@ -330,3 +333,20 @@ def test_payments_recorded_in_another_time_zone_are_left_to_the_event_by_event_p
     with _engine(app).connect() as conn:
         assert dump(conn) == reference
         assert verify(app, conn, set_based.head()) == []
+
+
+def test_a_catch_up_of_a_few_events_does_not_read_ahead(db_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import projections.runner as runner
+
+    app = LedgerApp(db_url)
+    build_history(app, cases=10, months=1)
+    projections = Projections(app)
+    used = []
+    real = runner._Reader
+    monkeypatch.setattr(runner, "_Reader", lambda *a: used.append(a[4] - a[3]) or real(*a))
+    monkeypatch.setattr(runner, "_read_ahead", lambda engine: True)
+    assert projections.catch_up() == projections.head() < runner.READ_AHEAD_FROM
+    assert used == []
+    monkeypatch.setattr(runner, "READ_AHEAD_FROM", 10)
+    assert projections.rebuild(page_size=25) == projections.head()
+    assert used and all(n >= 10 for n in used)
