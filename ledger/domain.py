@@ -72,6 +72,15 @@ def payment_id(case_no: str, month: Month, issue_no: int) -> UUID:
     return uuid5(NAMESPACE, f"payment:{case_no}:{month}:{issue_no}")
 
 
+def check_first_issue(case_no: str, programme: Programme, month: Month, amount_fen: int, persons: int) -> None:
+    """What a month's plain first issue to a case must be (:meth:`Payment.first_issue_event`, :mod:`ledger.issues`)."""
+    if not programme.is_monthly:
+        raise InvalidInput(f"case {case_no} is {programme.value}; it is not paid monthly")
+    check_fen(amount_fen, f"the payment of case {case_no} for {month}")
+    if persons < 1:
+        raise InvalidInput(f"case {case_no} covers no person in {month}; no payment")
+
+
 def check_fen(amount_fen: int, what: str) -> None:
     """Amounts are positive integer fen no larger than :data:`ledger.values.MAX_FEN`."""
     if not isinstance(amount_fen, int) or isinstance(amount_fen, bool):
@@ -1237,11 +1246,7 @@ class Payment(LedgerAggregate):
         the same as the aggregate would record, without building the aggregate; the
         deterministic id still makes a second first issue collide in the event store.
         """
-        if not programme.is_monthly:
-            raise InvalidInput(f"case {case_no} is {programme.value}; it is not paid monthly")
-        check_fen(amount_fen, f"the payment of case {case_no} for {month}")
-        if persons < 1:
-            raise InvalidInput(f"case {case_no} covers no person in {month}; no payment")
+        check_first_issue(case_no, programme, month, amount_fen, persons)
         # Built as the event store's mapper builds events it reads: the same fields, in the
         # order the event class declares them (the stored JSON follows that order).
         e = object.__new__(cls.Issued)

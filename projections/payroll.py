@@ -14,15 +14,16 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from sqlalchemy import case, func, select
 from sqlalchemy.engine import Connection
 
 from ledger.application import RETRIES, LedgerApp
 from ledger.batching import collector_paused
-from ledger.domain import Payment, batch_id
+from ledger.domain import batch_id
 from ledger.errors import ConcurrentChange
-from ledger.finance import add_payment_totals, add_totals, parse_batch_ref
+from ledger.finance import add_totals, parse_batch_ref
+from ledger.issues import FirstIssues
 from ledger.values import Area, Month, Programme
 from projections import tables as t
 from projections.runner import Projections
@@ -138,7 +139,8 @@ class ReadModelPayroll:
     to the head of the log, so they are exactly what the aggregates would say at that
     moment. A month that is plain (the case is active in it, nothing was issued for it
     yet, and the case owes no overpayment to offset) is then issued straight from the
-    read models' facts (:meth:`ledger.domain.Payment.first_issue_event`); every other
+    read models' facts (the event :meth:`ledger.domain.Payment.first_issue_event` builds, written
+    straight to its stored form by :class:`ledger.issues.FirstIssues`); every other
     month (a re-issue, a top-up, an offset, a case not active) is decided on the
     aggregates as a clerk's single payment is. The payments' events, the batch's, and
     the read-model rows they make are written in that one transaction, and the read
@@ -185,9 +187,9 @@ class ReadModelPayroll:
             for idx, case_nos in by_month.items():
                 plain.update(_plain_months(session.connection(), case_nos, idx))
 
-            events: list[Payment.Issued] = []
+            writer = FirstIssues(app.mapper, batch=ref, operator=operator, effective=effective)
+            events: list[StoredEvent] = []
             refs: list[str] = []
-            totals: dict[str, dict[str, int]] = {}
             rest: list[tuple[str, list[Month]]] = []
             for case_no, months in part:
                 others = []
@@ -196,14 +198,13 @@ class ReadModelPayroll:
                     if f is None:
                         others.append(m)
                         continue
-                    e = Payment.first_issue_event(
+                    stored, payment_ref = writer.stored(
                         case_no=case_no, household_no=f.household_no, programme=f.programme, area=f.area, month=m,
                         amount_fen=f.amount_fen, persons=f.persons, payee_name=f.payee_name,
-                        payee_account=f.payee_account, batch=ref, operator=operator, effective=effective,
+                        payee_account=f.payee_account,
                     )
-                    events.append(e)
-                    refs.append(e.ref)
-                    add_payment_totals(totals, e)
+                    events.append(stored)
+                    refs.append(payment_ref)
                 if others:
                     rest.append((case_no, others))
 
@@ -212,12 +213,13 @@ class ReadModelPayroll:
                 w.seed(self._batch)
             more, skipped, more_totals = app.issue_through_aggregates(w, ref, rest, operator, effective)
             refs.extend(more)
+            totals = writer.totals
             add_totals(totals, more_totals)
             app.add_to_batch(w, ref, refs, totals, operator, effective)
 
             w.commit()
             if events:
-                app.recorder.insert_events([app.mapper.to_stored_event(e) for e in events])
+                app.recorder.insert_events(events)
             # The chunk's own events, into the read models in the same transaction.
             self.projections.catch_up_in(session)
         self._batch = w.find_cached(batch_id(*parse_batch_ref(ref)))
