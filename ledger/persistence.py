@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -215,48 +215,47 @@ class LedgerApplicationRecorder(SQLAlchemyApplicationRecorder):
     def _insert_postgres_copy(self, session: Session, stored_events: Sequence[StoredEvent]) -> Sequence[int]:
         """PostgreSQL, many events (an import, a payroll chunk): one COPY for the events and one for their links.
 
-        The table lock is held, so the new rows are the only ones above the head read
-        before the COPY; their ids (from the sequence, in COPY order) are read back by
-        aggregate and version.
+        The table lock is held, so no other append draws from the events' id sequence
+        until this transaction ends: the ids are reserved from it in one statement and
+        written with the rows, in order, and nothing is read back. The rows are streamed:
+        the server stores one part of them while the next is formatted and chained here.
         """
         table = self.events_record_cls.__table__.name
         cursor = session.connection().connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"')
-            head = cursor.fetchone()[0]
-            lines = [
-                f"{e.originator_id}\t{e.originator_version}\t{copy_text(e.topic)}\t\\\\x{bytes(e.state).hex()}"
-                for e in stored_events
-            ]
-            lines.append("")
+            n = len(stored_events)
+            sequence = self._id_sequence(cursor, table)
+            # nextval gives the first id; setval makes the sequence's last id the n-th after it.
+            cursor.execute("SELECT setval(%s, nextval(%s) + %s - 1)", (sequence, sequence, n))
+            last = cursor.fetchone()[0]
+            ids = range(last - n + 1, last + 1)
+            cursor.execute(f'SELECT link FROM "{self.chain_table.name}" ORDER BY position DESC LIMIT 1')
+            row = cursor.fetchone()
+            links: list[str] = []
+            rows = _CopyStream(_event_rows(ids, stored_events, bytes.fromhex(row[0]) if row else GENESIS, links))
             try:
                 cursor.copy_expert(
-                    f'COPY "{table}" (originator_id, originator_version, topic, state) FROM STDIN',
-                    io.StringIO("\n".join(lines)),
+                    f'COPY "{table}" (id, originator_id, originator_version, topic, state) FROM STDIN', rows
                 )
             except psycopg2.IntegrityError as e:
                 # The same aggregate version written twice: the event store's unique key refused it.
                 raise IntegrityError(str(e)) from e
-            cursor.execute(
-                f'SELECT id, originator_id, originator_version FROM "{table}" WHERE id > %s', (head,)
-            )
-            by_key = {(str(oid), version): i for i, oid, version in cursor.fetchall()}
-            ids = [by_key[(str(e.originator_id), e.originator_version)] for e in stored_events]
-            if ids != sorted(ids):
-                raise IntegrityError("events were not numbered in the order they were written")
-            cursor.execute(f'SELECT link FROM "{self.chain_table.name}" ORDER BY position DESC LIMIT 1')
-            row = cursor.fetchone()
-            previous = bytes.fromhex(row[0]) if row else GENESIS
-            links = []
-            for i, e in zip(ids, stored_events):
-                previous = next_link(previous, i, e.originator_id, e.originator_version, e.topic, e.state)
-                links.append(f"{i}\t{previous.hex()}")
-            links.append("")
-            cursor.copy_expert(f'COPY "{self.chain_table.name}" (position, link) FROM STDIN', io.StringIO("\n".join(links)))
+            cursor.copy_expert(f'COPY "{self.chain_table.name}" (position, link) FROM STDIN', io.StringIO("".join(links)))
         finally:
             cursor.close()
         self._notify_channel(session)
-        return ids
+        return list(ids)
+
+    def _id_sequence(self, cursor: Any, table: str) -> str:
+        """The name of the sequence the events table's ids are drawn from (looked up once)."""
+        name: str | None = getattr(self, "_sequence_name", None)
+        if name is None:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", (f'"{table}"',))
+            name = cursor.fetchone()[0]
+            if name is None:
+                raise IntegrityError(f"the events table {table} has no id sequence")
+            self._sequence_name = name
+        return name
 
     def _insert_sqlite(self, session: Session, stored_events: Sequence[StoredEvent]) -> Sequence[int]:
         """SQLite: plain executemany. The write lock is held from the first INSERT to the
@@ -393,6 +392,35 @@ class LedgerApplicationRecorder(SQLAlchemyApplicationRecorder):
                 return list(conn.execute(q))
         with self.transaction(commit=False) as session:
             return list(session.execute(q))
+
+
+#: Rows formatted per part of a streamed COPY.
+COPY_PART = 1000
+
+
+def _event_rows(ids: range, stored_events: Sequence[StoredEvent], previous: bytes, links: list[str]) -> Iterator[str]:
+    """The events' rows in COPY text format, a part at a time, chaining each (its link appended to ``links``)."""
+    part: list[str] = []
+    for i, e in zip(ids, stored_events):
+        state = e.state if type(e.state) is bytes else bytes(e.state)
+        part.append(f"{i}\t{e.originator_id}\t{e.originator_version}\t{copy_text(e.topic)}\t\\\\x{state.hex()}\n")
+        previous = next_link(previous, i, e.originator_id, e.originator_version, e.topic, state)
+        links.append(f"{i}\t{previous.hex()}\n")
+        if len(part) == COPY_PART:
+            yield "".join(part)
+            part = []
+    if part:
+        yield "".join(part)
+
+
+class _CopyStream:
+    """A file for ``copy_expert`` that hands over text parts as they are made (each ``read`` one part)."""
+
+    def __init__(self, parts: Iterator[str]) -> None:
+        self._parts = parts
+
+    def read(self, _size: int = -1) -> str:
+        return next(self._parts, "")
 
 
 def _stored(r: Any) -> StoredEvent:
