@@ -17,8 +17,11 @@ stored text of its time is always the one that path would write.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from uuid import UUID
+
+import psycopg2
 
 from eventsourcing.persistence import Notification
 from eventsourcing.utils import get_topic
@@ -94,43 +97,105 @@ def _postgres_sql(events: str) -> str:
     """
 
 
-def project_issued(conn: Connection, events: str, lo: int, hi: int, keep_delivered: bool = True) -> tuple[int, int]:
+#: PostgreSQL: the payments issued of ranges parsed ahead of their catch-up (see :func:`stage_issued`): an
+#: unlogged table (derived from committed events; lost on a crash of the server, it is parsed again).
+#: Its columns are those the source query reads, in its order; its name ends with a digest of them,
+#: so a ledger whose stage has another shape uses a table of its own.
+_STAGE_COLUMNS = (
+    "id BIGINT PRIMARY KEY, pid TEXT, utc BOOLEAN, ref TEXT, case_no TEXT, household_no TEXT, programme TEXT, "
+    "area TEXT, month_idx INTEGER, issue_no INTEGER, kind TEXT, gross_fen BIGINT, offset_fen BIGINT, "
+    "amount_fen BIGINT, persons INTEGER, payee_name TEXT, payee_account TEXT, batch TEXT, effective DATE, "
+    "operator TEXT, ts TIMESTAMPTZ"
+)
+STAGE = f"rm_stage_issued_{hashlib.sha256(_STAGE_COLUMNS.encode()).hexdigest()[:8]}"
+_STAGE_DDL = f"CREATE UNLOGGED TABLE IF NOT EXISTS {STAGE} ({_STAGE_COLUMNS})"
+
+
+def create_stage(dbapi: Any) -> None:
+    """PostgreSQL: create the stage if it is missing, on an autocommit connection (so that others see it)."""
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(_STAGE_DDL)
+    except psycopg2.IntegrityError:  # created at the same moment by another process
+        pass
+    finally:
+        cursor.close()
+
+
+def stage_issued(dbapi: Any, events: str, lo: int, hi: int) -> None:
+    """PostgreSQL, on an autocommit connection: parse the payments issued at lo < position <= hi into the stage.
+
+    A catch-up's second server process does this for the next range while the first applies
+    the range before it; the range's :func:`project_issued` then reads the parsed rows instead
+    of parsing the JSON itself. The rows are those of committed events, which never change,
+    so a range staged twice (two processes) or left there by a catch-up that stopped is the
+    same rows: ``ON CONFLICT DO NOTHING``.
+    """
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(
+            f"INSERT INTO {STAGE} SELECT * FROM ({_postgres_sql(events)}) f ON CONFLICT (id) DO NOTHING",
+            {"lo": lo, "hi": hi, "topic": ISSUED_TOPIC},
+        )
+    finally:
+        cursor.close()
+
+
+def clear_stage(dbapi: Any, upto: int) -> None:
+    """PostgreSQL: drop what is left in the stage up to a position (ranges staged but applied another way)."""
+    cursor = dbapi.cursor()
+    try:
+        cursor.execute(f"DELETE FROM {STAGE} WHERE id <= %s", (upto,))
+    finally:
+        cursor.close()
+
+
+def project_issued(conn: Connection, events: str, lo: int, hi: int, keep_delivered: bool = True,
+                   staged: bool = False) -> tuple[int, int]:
     """Project every payment issued at positions lo < position <= hi that can be; returns how many, and how many are left.
 
     Runs inside the caller's transaction, before the range's other events are applied.
     Those left (SQLite, a time not in UTC) are for the event-by-event path:
     :func:`other_events` with ``which="unprojected"``.
     ``keep_delivered=False`` leaves the cases' delivered totals (``rm_delivered``) to be
-    filled at the end of a fill from empty.
+    filled at the end of a fill from empty. ``staged`` (PostgreSQL): the range's payments
+    were parsed into the stage by :func:`stage_issued`; they are read from there and taken
+    out of it in this transaction.
     """
     postgres = conn.dialect.name == "postgresql"
     fields = _postgres_sql(events) if postgres else _sqlite_sql(events)
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     params: Any = {"lo": lo, "hi": hi, "topic": ISSUED_TOPIC}
     try:
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS rm_bulk_issued AS SELECT * FROM ({fields}) f WHERE 0 = 1"
-                       if not postgres else
-                       f"CREATE TEMPORARY TABLE IF NOT EXISTS rm_bulk_issued ON COMMIT DELETE ROWS AS "
-                       f"SELECT * FROM ({fields}) f WITH NO DATA", params)
-        cursor.execute("DELETE FROM rm_bulk_issued")
-        cursor.execute(f"INSERT INTO rm_bulk_issued SELECT * FROM ({fields}) f", params)
-        cursor.execute("SELECT COUNT(*), COUNT(*) - COALESCE(SUM(CASE WHEN utc THEN 1 ELSE 0 END), 0) FROM rm_bulk_issued")
-        count, left = cursor.fetchone()
-        if left:
-            cursor.execute("DELETE FROM rm_bulk_issued WHERE NOT utc")
-            count -= left
+        if staged:
+            source = f"(SELECT * FROM {STAGE} WHERE id > {int(lo)} AND id <= {int(hi)}) s"
+            cursor.execute(f"SELECT COUNT(*) FROM {source}")
+            count, left = cursor.fetchone()[0], 0
+        else:
+            source = "rm_bulk_issued"
+            cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS rm_bulk_issued AS SELECT * FROM ({fields}) f WHERE 0 = 1"
+                           if not postgres else
+                           f"CREATE TEMPORARY TABLE IF NOT EXISTS rm_bulk_issued ON COMMIT DELETE ROWS AS "
+                           f"SELECT * FROM ({fields}) f WITH NO DATA", params)
+            cursor.execute("DELETE FROM rm_bulk_issued")
+            cursor.execute(f"INSERT INTO rm_bulk_issued SELECT * FROM ({fields}) f", params)
+            cursor.execute("SELECT COUNT(*), COUNT(*) - COALESCE(SUM(CASE WHEN utc THEN 1 ELSE 0 END), 0) FROM rm_bulk_issued")
+            count, left = cursor.fetchone()
+            if left:
+                cursor.execute("DELETE FROM rm_bulk_issued WHERE NOT utc")
+                count -= left
         if count:
             cursor.execute(f"""
                 INSERT INTO {t.payments.name} ({_PAYMENT_COLUMNS})
                 SELECT id, ref, pid, case_no, household_no, programme, area, month_idx, issue_no, kind, gross_fen,
                     offset_fen, amount_fen, persons, CASE WHEN amount_fen = 0 THEN 'settled' ELSE 'issued' END,
                     payee_name, payee_account, batch, effective, ts, operator, CASE WHEN amount_fen = 0 THEN ts END, NULL, NULL
-                FROM rm_bulk_issued ORDER BY id
+                FROM {source} ORDER BY id
             """)
             cursor.execute(f"""
                 INSERT INTO {t.paid_months.name} (programme, area, month_idx, amount_fen, persons, payments)
                 SELECT programme, area, month_idx, SUM(amount_fen), SUM(persons), COUNT(*)
-                FROM rm_bulk_issued GROUP BY programme, area, month_idx
+                FROM {source} GROUP BY programme, area, month_idx
                 ON CONFLICT (programme, area, month_idx) DO UPDATE SET
                     amount_fen = {t.paid_months.name}.amount_fen + excluded.amount_fen,
                     persons = {t.paid_months.name}.persons + excluded.persons,
@@ -139,10 +204,13 @@ def project_issued(conn: Connection, events: str, lo: int, hi: int, keep_deliver
             if keep_delivered:
                 cursor.execute(f"""
                     INSERT INTO {t.delivered.name} (case_no, gross_fen)
-                    SELECT case_no, SUM(gross_fen) FROM rm_bulk_issued GROUP BY case_no
+                    SELECT case_no, SUM(gross_fen) FROM {source} GROUP BY case_no
                     ON CONFLICT (case_no) DO UPDATE SET gross_fen = {t.delivered.name}.gross_fen + excluded.gross_fen
                 """)
-        cursor.execute("DELETE FROM rm_bulk_issued")
+        if staged:
+            cursor.execute(f"DELETE FROM {STAGE} WHERE id > %s AND id <= %s", (lo, hi))
+        else:
+            cursor.execute("DELETE FROM rm_bulk_issued")
     finally:
         cursor.close()
     return int(count), int(left)

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from ledger.application import LedgerApp
 from ledger.batching import collector_paused
 from projections import tables as t
-from projections.bulk import other_events, project_issued
+from projections.bulk import clear_stage, create_stage, other_events, project_issued, stage_issued
 from projections.view import LedgerView
 
 Progress = Callable[[int, int], None]
@@ -37,6 +37,9 @@ READ_AHEAD = 3
 #: Log positions from which a range is read ahead: a smaller one (a command's catch-up of a
 #: few events) is not worth a thread and a second connection.
 READ_AHEAD_FROM = 5000
+
+#: Ranges whose payments a catch-up parses ahead on PostgreSQL (see :class:`_Stager`), beyond the one applied.
+STAGE_AHEAD = 2
 
 #: Rows changed in a read-model table, beyond half its size, before it is re-analysed.
 ANALYZE_FLOOR = 1000
@@ -90,26 +93,45 @@ class Projections:
         head = self.head()
         applied = 0
         filling = False  # from empty: the cases' delivered totals are filled at the end, with the indexes
-        while True:
-            with collector_paused(), self.view.transaction(commit=True) as session:
-                position = self.view.lock(session)
-                if position >= head:
-                    self.view.build_missing_indexes(session)
+        stager: _Stager | None = None
+        try:
+            while True:
+                with collector_paused(), self.view.transaction(commit=True) as session:
+                    position = self.view.lock(session)
+                    if position >= head:
+                        self.view.build_missing_indexes(session)
+                        break
+                    if position == 0:
+                        self.view.drop_deferred_indexes(session)
+                        filling = True
+                    hi = min(head, position + page_size)
+                    if stager is None and hi < head and self.set_based and _stage_ahead(self._engine()):
+                        # The ranges after this one, as this catch-up will apply them.
+                        later = [(lo, min(head, lo + page_size)) for lo in range(hi, head, page_size)]
+                        stager = _Stager(self._engine(), self._events_table(), later)
+                    staged = stager is not None and stager.ready(position, hi)
+                    applied += self._apply_range(session, position, hi, keep_delivered=not filling, committed=True,
+                                                 staged=staged)
+                    if hi == head:
+                        self.view.build_missing_indexes(session)
+                if stager is not None:
+                    stager.done(position, hi)
+                if progress:
+                    progress(hi, head)
+                if hi == head:  # the last page built the indexes: no further transaction to check them
                     break
-                if position == 0:
-                    self.view.drop_deferred_indexes(session)
-                    filling = True
-                hi = min(head, position + page_size)
-                applied += self._apply_range(session, position, hi, keep_delivered=not filling, committed=True)
-                if hi == head:
-                    self.view.build_missing_indexes(session)
-            if progress:
-                progress(hi, head)
-            if hi == head:  # the last page built the indexes: no further transaction to check them
-                break
+        finally:
+            if stager is not None:
+                stager.close(head)
         if applied:
             self.refresh_statistics()
         return applied
+
+    def _engine(self) -> Engine:
+        return self.app.factory.datastore.engine  # type: ignore[attr-defined,no-any-return]
+
+    def _events_table(self) -> str:
+        return self.app.recorder.events_table_name  # type: ignore[attr-defined,no-any-return]
 
     def catch_up_in(self, session: Session) -> int:
         """Inside a transaction that holds the lock appends take: apply every event up to the head.
@@ -124,7 +146,8 @@ class Projections:
             return 0
         return self._apply_range(session, position, head)
 
-    def _apply_range(self, session: Session, lo: int, hi: int, keep_delivered: bool = True, committed: bool = False) -> int:
+    def _apply_range(self, session: Session, lo: int, hi: int, keep_delivered: bool = True, committed: bool = False,
+                     staged: bool = False) -> int:
         """Apply the events at positions lo < p <= hi in the caller's transaction; returns how many.
 
         The payments issued in the range are projected set-based from their stored JSON
@@ -135,6 +158,7 @@ class Projections:
         them. On PostgreSQL, from :data:`READ_AHEAD_FROM` positions, they are then read and decoded by a :class:`_Reader` thread on
         that connection, ahead of the page being applied, while this connection's server
         process does the set-based statements and each page's writes (see :func:`_read_ahead`).
+        ``staged``: the range's payments issued were parsed ahead by a :class:`_Stager`.
         """
         conn = session.connection()
         table = self.app.recorder.events_table_name  # type: ignore[attr-defined]
@@ -144,7 +168,7 @@ class Projections:
         ahead = committed and hi - lo >= READ_AHEAD_FROM and _read_ahead(engine)
         reader = _Reader(engine, table, to_event, lo, hi, which) if ahead else None
         try:
-            applied, left = project_issued(conn, table, lo, hi, keep_delivered) if self.set_based else (0, 0)
+            applied, left = project_issued(conn, table, lo, hi, keep_delivered, staged) if self.set_based else (0, 0)
             if left:  # some payments issued are for the event-by-event path too (SQLite, a time not in UTC)
                 which = "unprojected"
                 if reader is not None:
@@ -220,6 +244,11 @@ def _read_ahead(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
+def _stage_ahead(engine: Engine) -> bool:
+    """Whether a catch-up of several ranges parses the next ranges' payments ahead (:class:`_Stager`): on PostgreSQL."""
+    return engine.dialect.name == "postgresql"
+
+
 class _Reader:
     """Reads and decodes committed events on its own connection and thread, a few pages ahead of their use.
 
@@ -272,3 +301,71 @@ class _Reader:
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class _Stager:
+    """PostgreSQL: parses the payments issued of a catch-up's next ranges into the stage, on its own connection and thread.
+
+    The JSON of a range's payments is then parsed by a second server process (on the other
+    core) while the first applies the range before it (:func:`projections.bulk.stage_issued`).
+    It works at most :data:`STAGE_AHEAD` ranges ahead of the catch-up. :meth:`ready` waits for
+    a range it was given and says whether it is staged; a range it was not given, or one that
+    failed, is projected from the events as without it, so the rows written are the same.
+    """
+
+    def __init__(self, engine: Engine, table: str, ranges: list[tuple[int, int]]) -> None:
+        self._ranges = ranges
+        self._staged: dict[tuple[int, int], threading.Event] = {r: threading.Event() for r in ranges}
+        self._ok: set[tuple[int, int]] = set()
+        self._passed: set[tuple[int, int]] = set()  # ranges the catch-up is past (this thread's only)
+        self._room = threading.Semaphore(STAGE_AHEAD)
+        self._stop = threading.Event()
+        self._engine = engine
+        self._thread = threading.Thread(target=self._run, args=(table,), name="projection-stager", daemon=True)
+        self._thread.start()
+
+    def _run(self, table: str) -> None:
+        try:
+            with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                dbapi = conn.connection.driver_connection
+                create_stage(dbapi)
+                for r in self._ranges:
+                    while not self._room.acquire(timeout=0.1):
+                        if self._stop.is_set():
+                            return
+                    if self._stop.is_set():
+                        return
+                    stage_issued(dbapi, table, *r)
+                    self._ok.add(r)
+                    self._staged[r].set()
+        except Exception:  # noqa: BLE001 - the ranges not staged are projected from the events instead
+            pass
+        finally:
+            for event in self._staged.values():
+                event.set()
+
+    def ready(self, lo: int, hi: int) -> bool:
+        """Wait for the range lo < p <= hi if it is one of this stager's; whether its payments are staged."""
+        event = self._staged.get((lo, hi))
+        if event is None:
+            return False
+        # Ranges before it that this catch-up did not apply (another process did) make room ahead.
+        for earlier in self._ranges[: self._ranges.index((lo, hi))]:
+            self.done(*earlier)
+        event.wait()
+        return (lo, hi) in self._ok
+
+    def done(self, lo: int, hi: int) -> None:
+        """The catch-up is past a range: the stager may work one range further ahead."""
+        r = (lo, hi)
+        if r in self._staged and r not in self._passed:
+            self._passed.add(r)
+            self._room.release()
+
+    def close(self, upto: int) -> None:
+        """Stop the thread and drop whatever it staged that was not applied from the stage."""
+        self._stop.set()
+        self._thread.join()
+        if self._ok:
+            with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                clear_stage(conn.connection.driver_connection, upto)

@@ -350,3 +350,109 @@ def test_a_catch_up_of_a_few_events_does_not_read_ahead(db_url: str, monkeypatch
     monkeypatch.setattr(runner, "READ_AHEAD_FROM", 10)
     assert projections.rebuild(page_size=25) == projections.head()
     assert used and all(n >= 10 for n in used)
+
+
+def _stage_rows(app: LedgerApp) -> int:
+    from projections.bulk import STAGE
+
+    with _engine(app).connect() as conn:
+        return conn.exec_driver_sql(f"SELECT COUNT(*) FROM {STAGE}").scalar_one()
+
+
+def _stagers() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name == "projection-stager"]
+
+
+@pytest.mark.postgres
+def test_payments_parsed_ahead_by_a_second_connection_project_what_the_range_parses(postgres_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL: the next ranges' payments parsed into the stage while a range is applied write the same rows."""
+    import projections.runner as runner
+
+    app = LedgerApp(postgres_url)
+    build_history(app, cases=60, months=12)
+    projections = Projections(app)
+    monkeypatch.setattr(runner, "_stage_ahead", lambda engine: False)
+    assert projections.rebuild(page_size=300) == projections.head()
+    with _engine(app).connect() as conn:
+        reference = dump(conn)
+    assert reference["rm_payment"]
+    monkeypatch.undo()
+
+    answers: list[bool] = []
+    real = runner._Stager.ready
+    monkeypatch.setattr(runner._Stager, "ready", lambda self, lo, hi: answers.append(real(self, lo, hi)) or answers[-1])
+    assert projections.rebuild(page_size=300) == projections.head()
+    assert len(answers) >= 3 and not answers[0] and all(answers[1:]), f"every range after the first was staged: {answers}"
+    assert _stage_rows(app) == 0  # each range took its rows out of the stage
+    assert not _stagers()
+    with _engine(app).connect() as conn:
+        assert dump(conn) == reference
+        assert verify(app, conn, projections.head()) == []
+
+
+@pytest.mark.postgres
+def test_a_range_the_stager_could_not_parse_is_projected_from_the_events(postgres_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import projections.runner as runner
+    from projections.bulk import clear_stage, stage_issued
+
+    app = LedgerApp(postgres_url)
+    build_history(app, cases=60, months=12)
+    projections = Projections(app)
+    assert projections.rebuild(page_size=300) == projections.head()
+    with _engine(app).connect() as conn:
+        reference = dump(conn)
+
+    calls: list[tuple[int, int]] = []
+
+    def fails_on_the_second(dbapi, table, lo, hi):  # type: ignore[no-untyped-def]
+        calls.append((lo, hi))
+        if len(calls) == 2:
+            raise RuntimeError("the stager's connection was lost")
+        stage_issued(dbapi, table, lo, hi)
+
+    monkeypatch.setattr(runner, "stage_issued", fails_on_the_second)
+    assert projections.rebuild(page_size=300) == projections.head()
+    assert len(calls) == 2  # it stopped at its first failure
+    assert _stage_rows(app) == 0
+    assert not _stagers()
+    with _engine(app).connect() as conn:
+        assert dump(conn) == reference
+
+    # A range staged twice (two processes) is its rows once; what no catch-up took is cleared.
+    from projections.bulk import ISSUED_TOPIC
+
+    events = app.recorder.events_table_name
+    with _engine(app).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        issued = conn.exec_driver_sql(f"SELECT COUNT(*) FROM {events} WHERE topic = %s", (ISSUED_TOPIC,)).scalar_one()
+        assert issued > 0
+        dbapi = conn.connection.driver_connection
+        stage_issued(dbapi, events, 0, projections.head())
+        stage_issued(dbapi, events, 0, projections.head())
+        assert _stage_rows(app) == issued
+        clear_stage(dbapi, projections.head())
+    assert _stage_rows(app) == 0
+
+
+@pytest.mark.postgres
+def test_the_stager_goes_on_past_ranges_another_catch_up_applied(postgres_url: str) -> None:
+    """A catch-up whose next range is further on (another process applied the ranges between) does not wait forever."""
+    import threading
+
+    import projections.runner as runner
+
+    app = LedgerApp(postgres_url)
+    build_history(app, cases=20, months=3)
+    head = app.recorder.max_notification_id()
+    step = head // 4 + 1
+    ranges = [(lo, min(head, lo + step)) for lo in range(0, head, step)]
+    assert len(ranges) > runner.STAGE_AHEAD + 1
+    stager = runner._Stager(_engine(app), app.recorder.events_table_name, ranges)
+    answer: list[bool] = []
+    waiter = threading.Thread(target=lambda: answer.append(stager.ready(*ranges[-1])), daemon=True)
+    waiter.start()
+    waiter.join(timeout=30)
+    stager.close(head)
+    assert answer == [True], "the last range was staged although the ones before it were never applied here"
+    assert _stage_rows(app) == 0 and not _stagers()
