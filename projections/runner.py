@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import Notification
+import sqlalchemy.exc
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -366,6 +367,10 @@ class _Stager:
         """Stop the thread and drop whatever it staged that was not applied from the stage."""
         self._stop.set()
         self._thread.join()
-        if self._ok:
+        if not self._ok:
+            return
+        try:
             with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 clear_stage(conn.connection.driver_connection, upto)
+        except sqlalchemy.exc.SQLAlchemyError:
+            pass  # the server is unreachable (the catch-up's own error says why); the next catch-up clears them
