@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.persistence import Notification
+import psycopg2
 import sqlalchemy.exc
+from eventsourcing.persistence import Notification
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -372,5 +373,5 @@ class _Stager:
         try:
             with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 clear_stage(conn.connection.driver_connection, upto)
-        except sqlalchemy.exc.SQLAlchemyError:
+        except (sqlalchemy.exc.SQLAlchemyError, psycopg2.Error):
             pass  # the server is unreachable (the catch-up's own error says why); the next catch-up clears them

@@ -436,6 +436,41 @@ def test_a_range_the_stager_could_not_parse_is_projected_from_the_events(postgre
 
 
 @pytest.mark.postgres
+def test_a_catch_up_whose_stage_cannot_be_cleared_at_the_end_still_completes(postgres_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Clearing the stage at the end is best effort: the catch-up's work is committed, what is left goes next time."""
+    import psycopg2
+
+    import projections.runner as runner
+    from projections.bulk import clear_stage
+
+    app = LedgerApp(postgres_url)
+    build_history(app, cases=60, months=12)
+    projections = Projections(app)
+    monkeypatch.setattr(runner, "_stage_ahead", lambda engine: False)
+    assert projections.rebuild(page_size=300) == projections.head()
+    with _engine(app).connect() as conn:
+        reference = dump(conn)
+    monkeypatch.undo()
+
+    failed: list[int] = []
+
+    def lost(dbapi, upto):  # type: ignore[no-untyped-def]
+        failed.append(upto)
+        raise psycopg2.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(runner, "clear_stage", lost)
+    assert projections.rebuild(page_size=300) == projections.head()
+    assert failed == [projections.head()]
+    assert not _stagers()
+    with _engine(app).connect() as conn:
+        assert dump(conn) == reference
+    monkeypatch.undo()
+    with _engine(app).connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        clear_stage(conn.connection.driver_connection, projections.head())
+    assert _stage_rows(app) == 0
+
+
+@pytest.mark.postgres
 def test_the_stager_goes_on_past_ranges_another_catch_up_applied(postgres_url: str) -> None:
     """A catch-up whose next range is further on (another process applied the ranges between) does not wait forever."""
     import threading
