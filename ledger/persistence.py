@@ -29,6 +29,7 @@ from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, eve
 from sqlalchemy.orm import Session
 
 from ledger.chain import GENESIS, next_link
+from ledger.errors import LedgerError
 
 SQLITE_BUSY_TIMEOUT_S = 60
 
@@ -43,6 +44,13 @@ SQLITE_WAL_AUTOCHECKPOINT = 16384
 
 #: From this many events in one append, PostgreSQL is written with COPY instead of INSERT.
 COPY_FROM = 50
+
+#: How this version makes the ids it stores, kept with the log in ``<events table>_format``.
+#: ``payment_ids``: month first (decision 0025), where earlier versions hashed the whole name.
+FORMAT = {"payment_ids": "month-first"}
+
+#: The topic of the events whose ids changed with the ``payment_ids`` format.
+_ISSUED_TOPIC = "ledger.domain:Payment.Issued"
 
 
 def copy_text(v: str) -> str:
@@ -151,6 +159,12 @@ class LedgerApplicationRecorder(SQLAlchemyApplicationRecorder):
             Column("position", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
             Column("link", String(64), nullable=False),
         )
+        self.format_table = Table(
+            f"{self.events_table_name}_format",
+            MetaData(),
+            Column("name", String(64), primary_key=True),
+            Column("value", String(64), nullable=False),
+        )
 
     def create_table(self) -> None:
         super().create_table()
@@ -165,8 +179,44 @@ class LedgerApplicationRecorder(SQLAlchemyApplicationRecorder):
                             conn.exec_driver_sql(statement)
         except sqlalchemy.exc.ProgrammingError as e:
             # A read-only role (an auditor's) cannot (re)install the triggers; it need not.
-            if "permission denied" not in str(e) and "must be owner" not in str(e):
+            if not _denied(e):
                 raise
+        self._check_format(engine)
+
+    def _check_format(self, engine: Any) -> None:
+        """Mark a new log with this version's format; refuse a log whose ids this version would not find.
+
+        A log without the format row was made before the row existed: if it holds payments,
+        their ids are of the earlier kind, and this version would neither find them by
+        reference nor see a second issue of a month collide with the first, so it is refused.
+        """
+        table = self.format_table
+        try:
+            table.create(engine, checkfirst=True)
+        except sqlalchemy.exc.ProgrammingError as e:
+            if not _denied(e):
+                raise
+        with engine.begin() as conn:
+            marked = sqlalchemy.inspect(conn).has_table(table.name)
+            kept = dict(conn.execute(select(table.c.name, table.c.value)).all()) if marked else {}  # type: ignore[arg-type]
+            if not kept:
+                events = self.events_record_cls.__table__
+                if conn.execute(select(events.c.id).where(events.c.topic == _ISSUED_TOPIC).limit(1)).first():
+                    kept = {"payment_ids": "name-hash"}
+                elif marked:
+                    try:
+                        with conn.begin_nested():
+                            conn.execute(insert(table), [{"name": k, "value": v} for k, v in FORMAT.items()])
+                    except (sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.IntegrityError) as e:
+                        # Another process marked it first, or a read-only role (which need not).
+                        if isinstance(e, sqlalchemy.exc.ProgrammingError) and not _denied(e):
+                            raise
+        for name, value in kept.items():
+            if FORMAT.get(name) != value:
+                raise LedgerError(
+                    f"this ledger's {name.replace('_', ' ')} are of the format {value!r}, this version's are "
+                    f"{FORMAT.get(name)!r} (decision 0025): open it with the version that recorded it"
+                )
 
     def lock_for_append(self, session: Session) -> None:
         """Hold, in the session's transaction, the lock every append takes (the events table's on
@@ -421,6 +471,11 @@ class _CopyStream:
 
     def read(self, _size: int = -1) -> str:
         return next(self._parts, "")
+
+
+def _denied(e: Exception) -> bool:
+    """Whether a database error says the role may not do this (an auditor's read-only role)."""
+    return "permission denied" in str(e) or "must be owner" in str(e)
 
 
 def _stored(r: Any) -> StoredEvent:

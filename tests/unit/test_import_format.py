@@ -5,7 +5,8 @@ of the synthetic caseload; the second file goes on with aggregates the first one
 stored). ``tests/data/import_sample_stored.jsonl`` is what the ledger stored for them,
 position by position: originator id, version, topic and the state's exact bytes, with
 only the recorded time (``timestamp``, always the first key) left blank. The file is a
-record of the stored format, not something to regenerate when this test fails.
+record of the stored format, not something to regenerate when this test fails. It was
+rewritten once, for decision 0025, in which only the payments' originator ids changed.
 """
 
 from __future__ import annotations
