@@ -45,12 +45,12 @@ SQLITE_WAL_AUTOCHECKPOINT = 16384
 #: From this many events in one append, PostgreSQL is written with COPY instead of INSERT.
 COPY_FROM = 50
 
-#: How this version makes the ids it stores, kept with the log in ``<events table>_format``.
-#: ``payment_ids``: month first (decision 0025), where earlier versions hashed the whole name.
-FORMAT = {"payment_ids": "month-first"}
+#: How this version makes the ids it stores, kept with the log in ``<events table>_format``:
+#: the key first (decision 0025), where earlier versions hashed the whole name.
+FORMAT = {"household_ids": "number-first", "case_ids": "number-first", "payment_ids": "month-first"}
 
-#: The topic of the events whose ids changed with the ``payment_ids`` format.
-_ISSUED_TOPIC = "ledger.domain:Payment.Issued"
+#: The topics of the aggregates whose ids kept their earlier format (a log of only these is not refused).
+_UNCHANGED_TOPICS = "ledger.domain:Standard.%"
 
 
 def copy_text(v: str) -> str:
@@ -186,9 +186,9 @@ class LedgerApplicationRecorder(SQLAlchemyApplicationRecorder):
     def _check_format(self, engine: Any) -> None:
         """Mark a new log with this version's format; refuse a log whose ids this version would not find.
 
-        A log without the format row was made before the row existed: if it holds payments,
-        their ids are of the earlier kind, and this version would neither find them by
-        reference nor see a second issue of a month collide with the first, so it is refused.
+        A log without the format rows was made before they existed: if it holds households,
+        cases or payments, their ids are of the earlier kind, and this version would neither
+        find them by their numbers nor see the same thing recorded twice collide, so it is refused.
         """
         table = self.format_table
         try:
@@ -201,8 +201,8 @@ class LedgerApplicationRecorder(SQLAlchemyApplicationRecorder):
             kept = dict(conn.execute(select(table.c.name, table.c.value)).all()) if marked else {}  # type: ignore[arg-type]
             if not kept:
                 events = self.events_record_cls.__table__
-                if conn.execute(select(events.c.id).where(events.c.topic == _ISSUED_TOPIC).limit(1)).first():
-                    kept = {"payment_ids": "name-hash"}
+                if conn.execute(select(events.c.id).where(events.c.topic.not_like(_UNCHANGED_TOPICS)).limit(1)).first():
+                    kept = {name: "name-hash" for name in FORMAT}
                 elif marked:
                     try:
                         with conn.begin_nested():
@@ -211,7 +211,10 @@ class LedgerApplicationRecorder(SQLAlchemyApplicationRecorder):
                         # Another process marked it first, or a read-only role (which need not).
                         if isinstance(e, sqlalchemy.exc.ProgrammingError) and not _denied(e):
                             raise
-        for name, value in kept.items():
+        if not kept:
+            return
+        for name in [*FORMAT, *(n for n in kept if n not in FORMAT)]:
+            value = kept.get(name, "name-hash")  # a row missing: the earlier format of that id
             if FORMAT.get(name) != value:
                 raise LedgerError(
                     f"this ledger's {name.replace('_', ' ')} are of the format {value!r}, this version's are "

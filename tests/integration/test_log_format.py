@@ -1,9 +1,10 @@
 """The log keeps the format of the ids it was recorded with, and a version that would misread it refuses it.
 
-Payment ids are month first (decision 0025). A log recorded before the format row
-existed holds payments whose ids were a hash of the whole name: this version would not
-find them by reference and would not see a second issue of a month collide, so it
-refuses to open such a log, in one line, without writing anything.
+Household and case ids are number first, payment ids month first (decision 0025). A log
+recorded before the format rows existed holds ids that were a hash of the whole name:
+this version would not find those records by their numbers and would not see the same
+thing recorded twice collide, so it refuses to open such a log, in one line, without
+writing anything.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from ledger.application import LedgerApp
-from ledger.domain import payment_id
+from ledger.domain import case_id, household_id, payment_id
 from ledger.errors import LedgerError
 from ledger.persistence import FORMAT
-from ledger.values import Month
+from ledger.values import Area, Month, Programme
 from tests.cli.conftest import refused
 from tests.conftest import JAN, seed_case
 
@@ -47,7 +48,8 @@ def test_a_new_log_is_marked_with_this_versions_format(db_url: str) -> None:
     app = LedgerApp(db_url, clock=lambda: TODAY)
     seed_case(app)
     app.issue_payment("U1", JAN, operator="zhao.min", effective=date(2023, 1, 10))
-    assert _format_rows(db_url) == FORMAT == {"payment_ids": "month-first"}
+    assert _format_rows(db_url) == FORMAT == {
+        "household_ids": "number-first", "case_ids": "number-first", "payment_ids": "month-first"}
     again = LedgerApp(db_url, clock=lambda: TODAY)  # opens without complaint
     assert again.unit_of_work().find(payment_id("U1", JAN, 1)) is not None
 
@@ -58,7 +60,7 @@ def test_a_log_with_payments_of_the_earlier_format_is_refused(db_url: str) -> No
     app.issue_payment("U1", JAN, operator="zhao.min", effective=date(2023, 1, 10))
     head = app.recorder.max_notification_id()
     _forget_format(db_url)
-    with pytest.raises(LedgerError, match="payment ids are of the format 'name-hash'.*'month-first'"):
+    with pytest.raises(LedgerError, match="household ids are of the format 'name-hash'.*'number-first'"):
         LedgerApp(db_url, clock=lambda: TODAY)
     out = refused(db_url, "account", "show", "U1")
     assert out.count("\n") == 1 and "name-hash" in out, out
@@ -72,12 +74,43 @@ def test_a_log_with_payments_of_the_earlier_format_is_refused(db_url: str) -> No
         engine.dispose()
 
 
-def test_a_log_without_payments_is_marked_when_opened(db_url: str) -> None:
+def test_a_log_of_only_standards_is_marked_when_opened(db_url: str) -> None:
     app = LedgerApp(db_url, clock=lambda: TODAY)
-    seed_case(app)
+    app.set_standard(Programme.URBAN_DIBAO, Area.URBAN, 76000, Month(2022, 1), operator="li.na", effective=date(2022, 1, 1))
     _forget_format(db_url)
     LedgerApp(db_url, clock=lambda: TODAY)
     assert _format_rows(db_url) == FORMAT
+
+
+def test_a_log_marked_with_another_format_is_refused(db_url: str) -> None:
+    app = LedgerApp(db_url, clock=lambda: TODAY)
+    seed_case(app)
+    engine = create_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DELETE FROM ledger_events_format WHERE name = 'case_ids'"))
+    finally:
+        engine.dispose()
+    with pytest.raises(LedgerError, match="case ids are of the format 'name-hash'"):
+        LedgerApp(db_url, clock=lambda: TODAY)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO ledger_events_format (name, value) VALUES ('case_ids', 'number-first')"))
+        conn.execute(text("INSERT INTO ledger_events_format (name, value) VALUES ('grant_ids', 'later')"))
+    engine.dispose()
+    with pytest.raises(LedgerError, match="grant ids are of the format 'later', this version's are None"):
+        LedgerApp(db_url, clock=lambda: TODAY)
+
+
+def test_household_and_case_ids_sort_by_number() -> None:
+    numbers = [f"H{n:07d}" for n in range(0, 3000, 7)]
+    ids = [household_id(n) for n in numbers]
+    # Sorted by their first six characters (numbers given out in order are added in order).
+    assert [u.bytes[:6] for u in ids] == sorted(u.bytes[:6] for u in ids)
+    assert ids[0].bytes[:6] == b"H00000"
+    assert case_id("U1").bytes[:6] == b"U1\0\0\0\0"
+    cases = [case_id(f"U{n:07d}") for n in range(3000)] + [case_id(f"T{n:07d}") for n in range(3000)]
+    assert len(set(cases)) == len(cases) and {u.version for u in cases} == {8}
+    assert household_id("U1") != case_id("U1")  # the same number, two kinds of record
 
 
 def test_payment_ids_sort_by_month_and_stay_distinct() -> None:

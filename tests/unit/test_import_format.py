@@ -6,7 +6,8 @@ stored). ``tests/data/import_sample_stored.jsonl`` is what the ledger stored for
 position by position: originator id, version, topic and the state's exact bytes, with
 only the recorded time (``timestamp``, always the first key) left blank. The file is a
 record of the stored format, not something to regenerate when this test fails. It was
-rewritten once, for decision 0025, in which only the payments' originator ids changed.
+rewritten once, for decision 0025, in which only the originator ids of households, cases and
+payments changed.
 """
 
 from __future__ import annotations
