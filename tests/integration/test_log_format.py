@@ -34,14 +34,20 @@ def _format_rows(url: str) -> dict[str, str]:
         engine.dispose()
 
 
-def _forget_format(url: str) -> None:
-    """Make the log look as one recorded before the format row existed."""
+def _execute(url: str, *statements: str) -> None:
+    """Run statements on the database in one transaction (outside the ledger)."""
     engine = create_engine(url)
     try:
         with engine.begin() as conn:
-            conn.execute(text("DROP TABLE ledger_events_format"))
+            for statement in statements:
+                conn.execute(text(statement))
     finally:
         engine.dispose()
+
+
+def _forget_format(url: str) -> None:
+    """Make the log look as one recorded before the format rows existed."""
+    _execute(url, "DROP TABLE ledger_events_format")
 
 
 def test_a_new_log_is_marked_with_this_versions_format(db_url: str) -> None:
@@ -85,18 +91,11 @@ def test_a_log_of_only_standards_is_marked_when_opened(db_url: str) -> None:
 def test_a_log_marked_with_another_format_is_refused(db_url: str) -> None:
     app = LedgerApp(db_url, clock=lambda: TODAY)
     seed_case(app)
-    engine = create_engine(db_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text("DELETE FROM ledger_events_format WHERE name = 'case_ids'"))
-    finally:
-        engine.dispose()
+    _execute(db_url, "DELETE FROM ledger_events_format WHERE name = 'case_ids'")
     with pytest.raises(LedgerError, match="case ids are of the format 'name-hash'"):
         LedgerApp(db_url, clock=lambda: TODAY)
-    with engine.begin() as conn:
-        conn.execute(text("INSERT INTO ledger_events_format (name, value) VALUES ('case_ids', 'number-first')"))
-        conn.execute(text("INSERT INTO ledger_events_format (name, value) VALUES ('grant_ids', 'later')"))
-    engine.dispose()
+    _execute(db_url, "INSERT INTO ledger_events_format (name, value) VALUES ('case_ids', 'number-first')",
+             "INSERT INTO ledger_events_format (name, value) VALUES ('grant_ids', 'later')")
     with pytest.raises(LedgerError, match="grant ids are of the format 'later', this version's are None"):
         LedgerApp(db_url, clock=lambda: TODAY)
 
