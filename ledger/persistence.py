@@ -191,13 +191,14 @@ class LedgerApplicationRecorder(SQLAlchemyApplicationRecorder):
         find them by their numbers nor see the same thing recorded twice collide, so it is refused.
         """
         table = self.format_table
+        marked = True  # the table is there (made now if it was missing)
         try:
             table.create(engine, checkfirst=True)
         except sqlalchemy.exc.ProgrammingError as e:
             if not _denied(e):
                 raise
+            marked = False  # a read-only role on a log made before the table
         with engine.begin() as conn:
-            marked = sqlalchemy.inspect(conn).has_table(table.name)
             kept = dict(conn.execute(select(table.c.name, table.c.value)).all()) if marked else {}  # type: ignore[arg-type]
             if not kept:
                 events = self.events_record_cls.__table__

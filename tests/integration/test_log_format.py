@@ -9,10 +9,12 @@ writing anything.
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from ledger.application import LedgerApp
 from ledger.domain import case_id, household_id, payment_id
@@ -121,3 +123,24 @@ def test_payment_ids_sort_by_month_and_stay_distinct() -> None:
     assert len(set(flat)) == len(flat)
     assert {u.version for u in flat} == {8}
     assert payment_id("U1", JAN, 1) == payment_id("U1", Month(2023, 1), 1)  # the same name, the same id
+
+
+@pytest.mark.postgres
+def test_a_read_only_role_opens_a_marked_log_and_is_refused_an_unmarked_one(postgres_url: str) -> None:
+    """An auditor's role may only read: it opens a log of this format, and cannot mark or misread an older one."""
+    app = LedgerApp(postgres_url, clock=lambda: TODAY)
+    seed_case(app)
+    role = f"auditor_{uuid.uuid4().hex[:8]}"
+    database = make_url(postgres_url).database
+    _execute(postgres_url, f"CREATE ROLE {role} LOGIN", f'GRANT CONNECT ON DATABASE "{database}" TO {role}',
+             f"GRANT USAGE ON SCHEMA public TO {role}", f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+    auditor = make_url(postgres_url).set(username=role, password=None).render_as_string(hide_password=False)
+    try:
+        reader = LedgerApp(auditor, clock=lambda: TODAY)
+        assert reader.unit_of_work().find(case_id("U1")) is not None
+        reader.factory.datastore.engine.dispose()
+        _forget_format(postgres_url)
+        with pytest.raises(LedgerError, match="household ids are of the format 'name-hash'"):
+            LedgerApp(auditor, clock=lambda: TODAY)
+    finally:
+        _execute(postgres_url, f"DROP OWNED BY {role}", f"DROP ROLE {role}")
