@@ -8,6 +8,7 @@ of the last committed page, and the next run goes on from there.
 from __future__ import annotations
 
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,6 +43,9 @@ READ_AHEAD_FROM = 5000
 
 #: Ranges whose payments a catch-up parses ahead on PostgreSQL (see :class:`_Stager`), beyond the one applied.
 STAGE_AHEAD = 2
+
+#: Ranges whose stored events a catch-up on SQLite reads into the system's file cache ahead (see :class:`_Warmer`).
+WARM_AHEAD = 2
 
 #: Rows changed in a read-model table, beyond half its size, before it is re-analysed.
 ANALYZE_FLOOR = 1000
@@ -96,6 +100,8 @@ class Projections:
         applied = 0
         filling = False  # from empty: the cases' delivered totals are filled at the end, with the indexes
         stager: _Stager | None = None
+        warmer: _Warmer | None = None
+        ahead = False  # whether a stager or a warmer was considered (at the first of several ranges)
         try:
             while True:
                 with collector_paused(), self.view.transaction(commit=True) as session:
@@ -107,10 +113,14 @@ class Projections:
                         self.view.drop_deferred_indexes(session)
                         filling = True
                     hi = min(head, position + page_size)
-                    if stager is None and hi < head and self.set_based and _stage_ahead(self._engine()):
+                    if not ahead and hi < head:
+                        ahead = True
                         # The ranges after this one, as this catch-up will apply them.
                         later = [(lo, min(head, lo + page_size)) for lo in range(hi, head, page_size)]
-                        stager = _Stager(self._engine(), self._events_table(), later)
+                        if self.set_based and _stage_ahead(self._engine()):
+                            stager = _Stager(self._engine(), self._events_table(), later)
+                        elif _warm_ahead(self._engine()):
+                            warmer = _Warmer(self._engine(), self._events_table(), later)
                     staged = stager is not None and stager.ready(position, hi)
                     applied += self._apply_range(session, position, hi, keep_delivered=not filling, committed=True,
                                                  staged=staged)
@@ -118,6 +128,8 @@ class Projections:
                         self.view.build_missing_indexes(session)
                 if stager is not None:
                     stager.done(position, hi)
+                if warmer is not None:
+                    warmer.done()
                 if progress:
                     progress(hi, head)
                 if hi == head:  # the last page built the indexes: no further transaction to check them
@@ -125,6 +137,8 @@ class Projections:
         finally:
             if stager is not None:
                 stager.close(head)
+            if warmer is not None:
+                warmer.close()
         if applied:
             self.refresh_statistics()
         return applied
@@ -249,6 +263,65 @@ def _read_ahead(engine: Engine) -> bool:
 def _stage_ahead(engine: Engine) -> bool:
     """Whether a catch-up of several ranges parses the next ranges' payments ahead (:class:`_Stager`): on PostgreSQL."""
     return engine.dialect.name == "postgresql"
+
+
+def _warm_ahead(engine: Engine) -> bool:
+    """Whether a catch-up of several ranges reads the next ranges' events into the file cache ahead (:class:`_Warmer`):
+    on SQLite, for a database in a file."""
+    return engine.dialect.name == "sqlite" and bool(engine.url.database) and engine.url.database != ":memory:"
+
+
+def warm(db: sqlite3.Connection, table: str, lo: int, hi: int) -> None:
+    """Read every page of the stored events at lo < position <= hi (their state included), keeping nothing."""
+    db.execute(f'SELECT SUM(LENGTH(state)) FROM "{table}" WHERE id > ? AND id <= ?', (lo, hi)).fetchone()
+
+
+class _Warmer:
+    """SQLite: reads the stored events of a catch-up's next ranges, on its own connection and thread, so that
+    the pages the range's statements read are in the system's file cache by the time they run.
+
+    A log larger than the machine's memory is read from the disk page by page, and each
+    range's set-based statements then wait for every page they read (decision 0026). The
+    read is one aggregate over the range, which runs inside SQLite without Python's lock,
+    on the other core, while this process applies the range before. It writes nothing and
+    only changes how soon a page is read: a range it did not read, or a read that failed,
+    is read by the range's own statements as without it. Each read is a transaction of its
+    own, so it holds no snapshot that would keep the write-ahead log from being reset.
+    At most :data:`WARM_AHEAD` ranges ahead of the catch-up.
+    """
+
+    def __init__(self, engine: Engine, table: str, ranges: list[tuple[int, int]]) -> None:
+        self._room = threading.Semaphore(WARM_AHEAD)
+        self._stop = threading.Event()
+        self._path = str(engine.url.database)
+        self._thread = threading.Thread(target=self._run, args=(table, ranges), name="projection-warmer", daemon=True)
+        self._thread.start()
+
+    def _run(self, table: str, ranges: list[tuple[int, int]]) -> None:
+        try:
+            db = sqlite3.connect(self._path, timeout=1.0)
+        except sqlite3.Error:
+            return
+        try:
+            for lo, hi in ranges:
+                while not self._room.acquire(timeout=0.1):
+                    if self._stop.is_set():
+                        return
+                if self._stop.is_set():
+                    return
+                warm(db, table, lo, hi)
+        except sqlite3.Error:  # the ranges not read are read by their own statements
+            pass
+        finally:
+            db.close()
+
+    def done(self) -> None:
+        """The catch-up has applied one more range: the warmer may read one range further ahead."""
+        self._room.release()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class _Reader:

@@ -491,3 +491,72 @@ def test_the_stager_goes_on_past_ranges_another_catch_up_applied(postgres_url: s
     stager.close(head)
     assert answer == [True], "the last range was staged although the ones before it were never applied here"
     assert _stage_rows(app) == 0 and not _stagers()
+
+
+def _warmers() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name == "projection-warmer"]
+
+
+def test_a_rebuild_on_sqlite_reads_the_next_ranges_ahead_and_writes_the_same_rows(sqlite_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import projections.runner as runner
+
+    app = LedgerApp(sqlite_url)
+    build_history(app, cases=30, months=6)
+    projections = Projections(app)
+    assert runner._warm_ahead(_engine(app))
+    monkeypatch.setattr(runner, "_warm_ahead", lambda engine: False)
+    assert projections.rebuild(page_size=200) == projections.head()
+    with _engine(app).connect() as conn:
+        reference = dump(conn)
+    monkeypatch.undo()
+
+    log: list[tuple[str, int]] = []  # ("read", lo) from the warmer, ("applied", hi) from the catch-up, in order
+    real = runner.warm
+    monkeypatch.setattr(runner, "warm", lambda db, table, lo, hi: (real(db, table, lo, hi), log.append(("read", lo))))
+    head = projections.head()
+    assert projections.rebuild(progress=lambda done, _: log.append(("applied", done)), page_size=200) == head
+    assert not _warmers()
+    read = [p for kind, p in log if kind == "read"]
+    assert read == list(range(200, head, 200))[: len(read)] and read, "the ranges after the first, in order"
+    for i, entry in enumerate(log):
+        if entry[0] == "read":  # never more than WARM_AHEAD ranges beyond the one being applied
+            ranges_applied = sum(1 for kind, _ in log[:i] if kind == "applied")
+            assert entry[1] // 200 <= ranges_applied + runner.WARM_AHEAD
+    with _engine(app).connect() as conn:
+        assert dump(conn) == reference
+        assert verify(app, conn, head) == []
+
+
+def test_a_warmer_that_cannot_read_changes_nothing(sqlite_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    import projections.runner as runner
+
+    app = LedgerApp(sqlite_url)
+    build_history(app, cases=20, months=3)
+    projections = Projections(app)
+    assert projections.rebuild(page_size=150) == projections.head()
+    with _engine(app).connect() as conn:
+        reference = dump(conn)
+
+    def fails(db, table, lo, hi):  # type: ignore[no-untyped-def]
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(runner, "warm", fails)
+    assert projections.rebuild(page_size=150) == projections.head()
+    assert not _warmers()
+    with _engine(app).connect() as conn:
+        assert dump(conn) == reference
+
+
+def test_only_a_sqlite_file_is_read_ahead_by_a_warmer() -> None:
+    from sqlalchemy import create_engine
+
+    import projections.runner as runner
+
+    assert runner._warm_ahead(create_engine("sqlite:////tmp/ledger.sqlite"))
+    assert not runner._warm_ahead(create_engine("sqlite://"))
+    assert not runner._warm_ahead(create_engine("sqlite:///:memory:"))
+    assert not runner._warm_ahead(create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"))
