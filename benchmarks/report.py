@@ -544,7 +544,11 @@ def render(store: dict[str, Any], command: str) -> str:
     latest = max(runs, key=lambda r: r["started"])
     out.append("## Machine")
     out.append("")
-    out.append(_machine(latest["machine"]))
+    machine = dict(latest["machine"])
+    if not machine.get("postgresql"):  # a run on SQLite only: the server version of the latest run that had one
+        machine["postgresql"] = next((r["machine"]["postgresql"] for r in sorted(runs, key=lambda r: r["started"], reverse=True)
+                                      if r["machine"].get("postgresql")), None)
+    out.append(_machine(machine))
     out.append("")
     out.append("## Summary")
     out.append("")
