@@ -545,9 +545,9 @@ def render(store: dict[str, Any], command: str) -> str:
     out.append("## Machine")
     out.append("")
     machine = dict(latest["machine"])
-    if not machine.get("postgresql"):  # a run on SQLite only: the server version of the latest run that had one
-        machine["postgresql"] = next((r["machine"]["postgresql"] for r in sorted(runs, key=lambda r: r["started"], reverse=True)
-                                      if r["machine"].get("postgresql")), None)
+    with_server = [r for r in runs if r["machine"].get("postgresql")]
+    if not machine.get("postgresql") and with_server:  # a run on SQLite only: the latest server version known
+        machine["postgresql"] = max(with_server, key=lambda r: r["started"])["machine"]["postgresql"]
     out.append(_machine(machine))
     out.append("")
     out.append("## Summary")

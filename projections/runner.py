@@ -271,6 +271,14 @@ def _warm_ahead(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite" and bool(engine.url.database) and engine.url.database != ":memory:"
 
 
+def _room_or_stop(room: threading.Semaphore, stop: threading.Event) -> bool:
+    """A thread working ahead of a catch-up: wait for room to work one range further; False once told to stop."""
+    while not room.acquire(timeout=0.1):
+        if stop.is_set():
+            return False
+    return not stop.is_set()
+
+
 def warm(db: sqlite3.Connection, table: str, lo: int, hi: int) -> None:
     """Read every page of the stored events at lo < position <= hi (their state included), keeping nothing."""
     db.execute(f'SELECT SUM(LENGTH(state)) FROM "{table}" WHERE id > ? AND id <= ?', (lo, hi)).fetchone()
@@ -304,10 +312,7 @@ class _Warmer:
             return
         try:
             for lo, hi in ranges:
-                while not self._room.acquire(timeout=0.1):
-                    if self._stop.is_set():
-                        return
-                if self._stop.is_set():
+                if not _room_or_stop(self._room, self._stop):
                     return
                 warm(db, table, lo, hi)
         except sqlite3.Error:  # the ranges not read are read by their own statements
@@ -405,10 +410,7 @@ class _Stager:
                 dbapi = conn.connection.driver_connection
                 create_stage(dbapi)
                 for r in self._ranges:
-                    while not self._room.acquire(timeout=0.1):
-                        if self._stop.is_set():
-                            return
-                    if self._stop.is_set():
+                    if not _room_or_stop(self._room, self._stop):
                         return
                     stage_issued(dbapi, table, *r)
                     self._ok.add(r)

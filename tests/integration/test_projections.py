@@ -359,10 +359,11 @@ def _stage_rows(app: LedgerApp) -> int:
         return conn.exec_driver_sql(f"SELECT COUNT(*) FROM {STAGE}").scalar_one()
 
 
-def _stagers() -> list[str]:
+def _threads(name: str) -> list[str]:
+    """The running threads of a catch-up's helpers of this name ("projection-stager", "projection-warmer")."""
     import threading
 
-    return [t.name for t in threading.enumerate() if t.name == "projection-stager"]
+    return [t.name for t in threading.enumerate() if t.name == name]
 
 
 @pytest.mark.postgres
@@ -386,7 +387,7 @@ def test_payments_parsed_ahead_by_a_second_connection_project_what_the_range_par
     assert projections.rebuild(page_size=300) == projections.head()
     assert len(answers) >= 3 and not answers[0] and all(answers[1:]), f"every range after the first was staged: {answers}"
     assert _stage_rows(app) == 0  # each range took its rows out of the stage
-    assert not _stagers()
+    assert not _threads("projection-stager")
     with _engine(app).connect() as conn:
         assert dump(conn) == reference
         assert verify(app, conn, projections.head()) == []
@@ -416,7 +417,7 @@ def test_a_range_the_stager_could_not_parse_is_projected_from_the_events(postgre
     assert projections.rebuild(page_size=300) == projections.head()
     assert len(calls) == 2  # it stopped at its first failure
     assert _stage_rows(app) == 0
-    assert not _stagers()
+    assert not _threads("projection-stager")
     with _engine(app).connect() as conn:
         assert dump(conn) == reference
 
@@ -461,7 +462,7 @@ def test_a_catch_up_whose_stage_cannot_be_cleared_at_the_end_still_completes(pos
     monkeypatch.setattr(runner, "clear_stage", lost)
     assert projections.rebuild(page_size=300) == projections.head()
     assert failed == [projections.head()]
-    assert not _stagers()
+    assert not _threads("projection-stager")
     with _engine(app).connect() as conn:
         assert dump(conn) == reference
     monkeypatch.undo()
@@ -490,13 +491,7 @@ def test_the_stager_goes_on_past_ranges_another_catch_up_applied(postgres_url: s
     waiter.join(timeout=30)
     stager.close(head)
     assert answer == [True], "the last range was staged although the ones before it were never applied here"
-    assert _stage_rows(app) == 0 and not _stagers()
-
-
-def _warmers() -> list[str]:
-    import threading
-
-    return [t.name for t in threading.enumerate() if t.name == "projection-warmer"]
+    assert _stage_rows(app) == 0 and not _threads("projection-stager")
 
 
 def test_a_rebuild_on_sqlite_reads_the_next_ranges_ahead_and_writes_the_same_rows(sqlite_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -517,7 +512,7 @@ def test_a_rebuild_on_sqlite_reads_the_next_ranges_ahead_and_writes_the_same_row
     monkeypatch.setattr(runner, "warm", lambda db, table, lo, hi: (real(db, table, lo, hi), log.append(("read", lo))))
     head = projections.head()
     assert projections.rebuild(progress=lambda done, _: log.append(("applied", done)), page_size=200) == head
-    assert not _warmers()
+    assert not _threads("projection-warmer")
     read = [p for kind, p in log if kind == "read"]
     assert read == list(range(200, head, 200))[: len(read)] and read, "the ranges after the first, in order"
     for i, entry in enumerate(log):
@@ -546,7 +541,7 @@ def test_a_warmer_that_cannot_read_changes_nothing(sqlite_url: str, monkeypatch)
 
     monkeypatch.setattr(runner, "warm", fails)
     assert projections.rebuild(page_size=150) == projections.head()
-    assert not _warmers()
+    assert not _threads("projection-warmer")
     with _engine(app).connect() as conn:
         assert dump(conn) == reference
 
