@@ -135,3 +135,30 @@ def test_postgres_path_of_the_harness(tmp_path: Path) -> None:
         left = conn.execute(sql("SELECT count(*) FROM pg_database WHERE datname = :n"), {"n": run["database"]}).scalar()
     engine.dispose()
     assert left == 0
+
+
+def test_account_probe_times_each_account_and_statement(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import account_probe
+    from projections.runner import Projections
+
+    url = f"sqlite:///{tmp_path / 'kept.db'}"
+    app = LedgerApp(url)
+    import_lines(app, caseload.lines(0, 60, with_standards=True))
+    Projections(app).catch_up()
+    assert account_probe.main([url, "--households", "60", "--samples", "20", "--seed", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(r"20 accounts: p50 [\d.]+ ms, p95 [\d.]+ ms, max [\d.]+ ms", out[0]), out[0]
+    rows = [line.strip("|").split(" | ") for line in out[3:]]
+    by_case = [r for r in rows if r[-1].strip(" `|").startswith("rm_case WHERE rm_case.case_no")]
+    assert len(by_case) == 1 and int(by_case[0][0]) == 20  # one look-up of the case row per account
+    totals = [float(r[1]) for r in rows]
+    assert totals == sorted(totals, reverse=True) and all(t > 0 for t in totals)
+
+
+def test_account_probe_refuses_a_missing_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import account_probe
+
+    assert account_probe.main([f"sqlite:///{tmp_path / 'none.db'}", "--scale", "district"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: no SQLite file at ") and err.count("\n") == 1
+    assert not (tmp_path / "none.db").exists()
