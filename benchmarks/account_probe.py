@@ -10,20 +10,16 @@ shape (the table it reads first), the largest total first.
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
-from pathlib import Path
 from collections import defaultdict
-from datetime import date
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, event
 
-from benchmarks import caseload
-
-#: The day the benchmark's accounts are shown on.
-ON = date(2024, 12, 31)
+from benchmarks.raw import latencies
+from benchmarks.steps import ACCOUNT_ON, _sample_cases
 
 SCALES = {"district": 5_000, "city": 100_000, "province": 1_000_000}
 
@@ -32,11 +28,6 @@ def _shape(statement: str) -> str:
     """A statement's shape: what follows its first FROM (its first table), in one line."""
     after = statement.split("FROM", 1)[1] if "FROM" in statement else statement
     return " ".join(after.split())[:70]
-
-
-def _q(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[int(p * (len(ordered) - 1))]
 
 
 def probe(url: str, households: int, samples: int, seed: int) -> dict[str, Any]:
@@ -55,23 +46,21 @@ def probe(url: str, households: int, samples: int, seed: int) -> dict[str, Any]:
     def _after(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         by_shape[_shape(statement)].append(time.perf_counter() - started.pop())
 
-    rnd = random.Random(seed)
-    cases = [caseload.case_number(h) for h in rnd.sample(range(households), min(samples, households))]
+    cases = _sample_cases({"seed": seed, "households": households, "samples": samples})
     times: list[float] = []
     try:
         with engine.connect() as conn:
             for case_no in cases:
                 t = time.perf_counter()
-                account_state(conn, case_no, ON)
+                account_state(conn, case_no, ACCOUNT_ON)
                 times.append(time.perf_counter() - t)
     finally:
         engine.dispose()
     return {
         "cases": len(cases),
-        "p50": _q(times, 0.5), "p95": _q(times, 0.95), "max": max(times),
+        **latencies(times),
         "statements": sorted(
-            ({"shape": s, "count": len(v), "total": sum(v), "p50": _q(v, 0.5), "p95": _q(v, 0.95), "max": max(v)}
-             for s, v in by_shape.items()),
+            ({"shape": s, "count": len(v), "total": sum(v), **latencies(v)} for s, v in by_shape.items()),
             key=lambda r: -r["total"],
         ),
     }
