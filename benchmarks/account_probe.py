@@ -19,9 +19,8 @@ from typing import Any
 from sqlalchemy import create_engine, event
 
 from benchmarks.raw import latencies
-from benchmarks.steps import ACCOUNT_ON, _sample_cases
-
-SCALES = {"district": 5_000, "city": 100_000, "province": 1_000_000}
+from benchmarks.report import SCALES
+from benchmarks.steps import ACCOUNT_ON, sample_cases
 
 
 def _shape(statement: str) -> str:
@@ -46,7 +45,7 @@ def probe(url: str, households: int, samples: int, seed: int) -> dict[str, Any]:
     def _after(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         by_shape[_shape(statement)].append(time.perf_counter() - started.pop())
 
-    cases = _sample_cases({"seed": seed, "households": households, "samples": samples})
+    cases = sample_cases({"seed": seed, "households": households, "samples": samples})
     times: list[float] = []
     try:
         with engine.connect() as conn:

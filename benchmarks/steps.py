@@ -230,7 +230,8 @@ def step_rebuild(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
     return out
 
 
-def _sample_cases(spec: dict[str, Any]) -> list[str]:
+def sample_cases(spec: dict[str, Any]) -> list[str]:
+    """The random cases of the ``account`` step (also those of :mod:`benchmarks.account_probe`)."""
     rnd = random.Random(spec.get("seed", 1))
     n = spec["households"]
     picks = rnd.sample(range(n), min(spec["samples"], n))
@@ -254,7 +255,7 @@ def step_account(spec: dict[str, Any], meter: Meter) -> dict[str, Any]:
 
     app = _app(spec["url"])
     Projections(app).catch_up()
-    cases = _sample_cases(spec)
+    cases = sample_cases(spec)
     times: list[float] = []
     months = 0
     with _engine(app).connect() as conn:
