@@ -1108,6 +1108,8 @@ class Payment(LedgerAggregate):
 
     ``gross_fen`` is the benefit paid for the month; ``offset_fen`` of it clears
     overpayment debt instead of going to the bank; ``amount_fen`` is the cash sent.
+    ``released_fen`` is what was offset at the issue and given back since (both of the
+    others are that much less than the issue's).
     """
 
     class Issued(Aggregate.Created, LedgerAggregate.Event):
@@ -1181,6 +1183,7 @@ class Payment(LedgerAggregate):
         # A payment entirely offset against debt sends nothing to the bank: it is settled at once.
         self.status = "issued" if amount_fen else "settled"
         self.return_reason = ""
+        self.released_fen = 0
 
     @property
     def is_net(self) -> bool:
@@ -1332,6 +1335,7 @@ class Payment(LedgerAggregate):
     def _offset_released(self, amount_fen: int, operator: str, effective: date) -> None:
         self.gross_fen -= amount_fen
         self.offset_fen -= amount_fen
+        self.released_fen += amount_fen
 
 
 _PAYMENT_TOPIC = get_topic(Payment)

@@ -36,7 +36,7 @@ def trail(conn: Connection, case_no: str, known_at: datetime | None = None) -> l
             "operator": r["operator"],
             "event": r["kind"],
             "subject": r["subject_key"],
-            "what": describe(r["kind"], detail(r["detail"])),
+            "what": describe(r["kind"], r["fields"]),
         }
         for r in rows
     ]

@@ -34,7 +34,7 @@ ISSUED_TOPIC = get_topic(Payment.Issued)
 
 _PAYMENT_COLUMNS = (
     "issue_position, ref, payment_id, case_no, household_no, programme, area, month_idx, issue_no, kind, gross_fen, offset_fen, "
-    "amount_fen, persons, status, payee_name, payee_account, batch, issued_on, issued_at, issued_by, settled_at, "
+    "amount_fen, released_fen, persons, status, payee_name, payee_account, batch, issued_on, issued_at, issued_by, settled_at, "
     "returned_at, return_reason"
 )
 
@@ -188,7 +188,7 @@ def project_issued(conn: Connection, events: str, lo: int, hi: int, keep_deliver
             cursor.execute(f"""
                 INSERT INTO {t.payments.name} ({_PAYMENT_COLUMNS})
                 SELECT id, ref, pid, case_no, household_no, programme, area, month_idx, issue_no, kind, gross_fen,
-                    offset_fen, amount_fen, persons, CASE WHEN amount_fen = 0 THEN 'settled' ELSE 'issued' END,
+                    offset_fen, amount_fen, 0, persons, CASE WHEN amount_fen = 0 THEN 'settled' ELSE 'issued' END,
                     payee_name, payee_account, batch, effective, ts, operator, CASE WHEN amount_fen = 0 THEN ts END, NULL, NULL
                 FROM {source} ORDER BY id
             """)

@@ -112,7 +112,9 @@ def describe(kind: str, d: dict[str, Any]) -> str:
             how = "refunded by the household" if d["method"] == "refund" else "offset against a payment"
             return f"Overpayment of {yuan(d['amount_fen'])} yuan recovered, {how} ({d['reference']})"
         case "Case.RecoveryReversed":
-            return f"Offset of {yuan(d['amount_fen'])} yuan reversed: payment {d['reference']} was returned"
+            # Its payment was returned by the bank, or the debt the offset recovered was cancelled
+            # (the payment's own line says which): the event does not say, so neither does this.
+            return f"Offset of {yuan(d['amount_fen'])} yuan against payment {d['reference']} reversed"
         case "Payment.OffsetReleased":
             return f"{yuan(d['amount_fen'])} yuan of the offset released: the debt it recovered was cancelled; owed again"
         case "Payment.Settled":

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Any
 
-from sqlalchemy import and_, func, literal, or_, select, union_all
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Connection
 
 from ledger.errors import NotFound
@@ -203,7 +203,9 @@ def account_state(conn: Connection, case_no: str, on: date, known_at: datetime |
         raise NotFound(f"no case {case_no}")
     month = Month.of(on)
     h, members = household_as_known(conn, c["household_no"], known_at)
-    facts = _case_facts(conn, case_no, known_at)
+    payments = case_payments(conn, case_no, known_at)
+    lines = case_timeline(conn, case_no, known_at, payments)
+    facts = _case_facts(lines)
     covered_ids = facts["covered"] or ([c["single_person"]] if c["single_person"] else [])
     timeline = [
         {
@@ -212,9 +214,9 @@ def account_state(conn: Connection, case_no: str, on: date, known_at: datetime |
             "recorded_at": _aware(e["recorded_at"]).isoformat(),  # type: ignore[union-attr]
             "operator": e["operator"],
             "event": e["kind"],
-            "summary": describe(e["kind"], detail(e["detail"])),
+            "summary": describe(e["kind"], e["fields"]),
         }
-        for e in case_timeline(conn, case_no, known_at)
+        for e in lines
     ]
     state: dict[str, Any] = {
         "case_no": case_no,
@@ -240,7 +242,7 @@ def account_state(conn: Connection, case_no: str, on: date, known_at: datetime |
     if c["programme"] == "temporary":
         state.update(_grant_account(c, on, facts))
     else:
-        state.update(_monthly_account(conn, c, on, month, known_at, facts["status"]))
+        state.update(_monthly_account(conn, c, on, month, known_at, facts["status"], payments))
     totals = state["totals"]
     # What the household is owed (positive) or owes (negative), all told.
     balance = totals["arrears_fen"] - totals["debt_fen"]
@@ -249,15 +251,13 @@ def account_state(conn: Connection, case_no: str, on: date, known_at: datetime |
     return state
 
 
-def _case_facts(conn: Connection, case_no: str, known_at: datetime | None) -> dict[str, Any]:
-    """What the record said about a case's decisions at ``known_at``: persons covered, first month, status."""
+def _case_facts(timeline: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the record said about a case's decisions, from its :func:`case_timeline`: persons covered, first month, status."""
     facts: dict[str, Any] = {"covered": [], "first_month": None, "status": "applied", "grant_type": None, "grant_fen": 0}
-    for kind, text in conn.execute(
-        t.with_detail(t.timeline.c.kind)
-        .where(t.timeline.c.case_no == case_no, t.timeline.c.subject == "case", _known(t.timeline.c.recorded_at, conn, known_at))
-        .order_by(t.timeline.c.position)
-    ):
-        d = detail(text)
+    for line in timeline:
+        if line["subject"] != "case":
+            continue
+        kind, d = line["kind"], line["fields"]
         if kind in ("Case.Approved", "Case.LegacyApproved"):
             facts.update(covered=d["covered"], first_month=d["first_month"], status="active")
         elif kind == "Case.AmountAdjusted":
@@ -310,22 +310,66 @@ def household_as_known(conn: Connection, number: str, known_at: datetime | None)
     return h, members
 
 
-def case_timeline(conn: Connection, case_no: str, known_at: datetime | None = None) -> list[Any]:
-    """Every event of a case and of its payments known at ``known_at``, in log order, each with its stored JSON.
-
-    A payment's issue has no line in ``rm_event``: its row of ``rm_payment`` is its line.
-    """
-    tl, pay, ev = t.timeline, t.payments, t.stored_events
-    lines = t.with_detail(tl.c.position, tl.c.kind, tl.c.subject_key, tl.c.effective, tl.c.recorded_at,
-                          tl.c.operator).where(tl.c.case_no == case_no, _known(tl.c.recorded_at, conn, known_at))
-    issues = (
-        select(pay.c.issue_position, literal("Payment.Issued"), pay.c.ref, pay.c.issued_on, pay.c.issued_at,
-               pay.c.issued_by, ev.c.state)
-        .select_from(pay.join(ev, ev.c.id == pay.c.issue_position))
-        .where(pay.c.case_no == case_no, _known(pay.c.issued_at, conn, known_at))
+def case_payments(conn: Connection, case_no: str, known_at: datetime | None = None) -> list[Any]:
+    """A case's payments issued by ``known_at`` (every one, if None), by month and issue number."""
+    pay = t.payments
+    return list(
+        conn.execute(
+            select(pay).where(pay.c.case_no == case_no, _known(pay.c.issued_at, conn, known_at))
+            .order_by(pay.c.month_idx, pay.c.issue_no)
+        ).mappings()
     )
-    both = union_all(lines, issues).subquery()
-    return list(conn.execute(select(both).order_by(both.c.position)).mappings())
+
+
+def issue_fields(payment: Any) -> dict[str, Any]:
+    """The business fields of a payment's issue, from its ``rm_payment`` row (its line, decision 0027).
+
+    The row's gross and offset are less any offset released since; the issue's are not.
+    """
+    released = payment["released_fen"]
+    return {
+        "ref": payment["ref"],
+        "kind": payment["kind"],
+        "month": str(Month.from_index(payment["month_idx"])),
+        "issue_no": payment["issue_no"],
+        "gross_fen": payment["gross_fen"] + released,
+        "offset_fen": payment["offset_fen"] + released,
+        "amount_fen": payment["amount_fen"],
+        "persons": payment["persons"],
+    }
+
+
+def case_timeline(
+    conn: Connection, case_no: str, known_at: datetime | None = None, payments: list[Any] | None = None
+) -> list[dict[str, Any]]:
+    """Every event of a case and of its payments known at ``known_at``, in log order.
+
+    Each line: ``position``, ``kind``, ``subject``, ``subject_key``, ``effective``,
+    ``recorded_at``, ``operator`` and ``fields`` (the event's business fields). A payment's
+    issue has no line in ``rm_event``: its row of ``rm_payment`` is its line, and its fields
+    are read from that row, not from its stored event (:func:`issue_fields`). ``payments`` are
+    the case's :func:`case_payments` at ``known_at``, if the caller has them already.
+    """
+    tl = t.timeline
+    lines = [
+        {"position": r[0], "kind": r[1], "subject": r[2], "subject_key": r[3], "effective": r[4],
+         "recorded_at": r[5], "operator": r[6], "fields": detail(r[7])}
+        for r in conn.execute(
+            t.with_detail(tl.c.position, tl.c.kind, tl.c.subject, tl.c.subject_key, tl.c.effective,
+                          tl.c.recorded_at, tl.c.operator)
+            .where(tl.c.case_no == case_no, _known(tl.c.recorded_at, conn, known_at))
+        )
+    ]
+    if payments is None:
+        payments = case_payments(conn, case_no, known_at)
+    lines.extend(
+        {"position": p["issue_position"], "kind": "Payment.Issued", "subject": "payment", "subject_key": p["ref"],
+         "effective": p["issued_on"], "recorded_at": p["issued_at"], "operator": p["issued_by"],
+         "fields": issue_fields(p)}
+        for p in payments
+    )
+    lines.sort(key=lambda line: line["position"])
+    return lines
 
 
 def _first_recorded(conn: Connection, case_no: str) -> datetime | None:
@@ -360,21 +404,17 @@ def _grant_account(c: Any, on: date, facts: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _monthly_account(conn: Connection, c: Any, on: date, month: Month, known_at: datetime | None, lifecycle: str) -> dict[str, Any]:
+def _monthly_account(
+    conn: Connection, c: Any, on: date, month: Month, known_at: datetime | None, lifecycle: str, issued: list[Any]
+) -> dict[str, Any]:
+    """The months and totals of a monthly case; ``issued`` are its :func:`case_payments` at ``known_at``."""
     p = t.periods
     periods = list(
         conn.execute(
             select(p).where(p.c.case_no == c["case_no"], _periods_known(conn, known_at)).order_by(p.c.from_idx)
         ).mappings()
     )
-    pay = t.payments
-    payments = list(
-        conn.execute(
-            select(pay)
-            .where(pay.c.case_no == c["case_no"], pay.c.month_idx <= month.index, _known(pay.c.issued_at, conn, known_at))
-            .order_by(pay.c.month_idx, pay.c.issue_no)
-        ).mappings()
-    )
+    payments = [r for r in issued if r["month_idx"] <= month.index]
     op = t.overpayments
     overpaid: dict[int, int] = {}
     for r in conn.execute(

@@ -169,6 +169,9 @@ payments = Table(
     Column("gross_fen", BIG, nullable=False),
     Column("offset_fen", BIG, nullable=False),
     Column("amount_fen", BIG, nullable=False),
+    # Offset released since the issue (Payment.OffsetReleased): the issue's own gross and offset are
+    # gross_fen + released_fen and offset_fen + released_fen, so the row alone is the issue's line.
+    Column("released_fen", BIG, nullable=False),
     Column("persons", Integer, nullable=False),
     Column("status", String(16), nullable=False),
     Column("payee_name", String(200), nullable=False),

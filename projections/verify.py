@@ -118,7 +118,7 @@ def _expected(app: LedgerApp, head: int, progress: Progress | None) -> dict[str,
             exp["payments"][(agg.ref,)] = {
                 "case_no": agg.case_no, "programme": agg.programme.value, "month_idx": agg.month.index,
                 "issue_no": agg.issue_no, "kind": agg.kind, "gross_fen": agg.gross_fen, "offset_fen": agg.offset_fen,
-                "amount_fen": agg.amount_fen, "persons": agg.persons, "status": agg.status,
+                "amount_fen": agg.amount_fen, "released_fen": agg.released_fen, "persons": agg.persons, "status": agg.status,
             }
         elif isinstance(agg, Standard):
             for month, amount in agg.history:

@@ -867,6 +867,7 @@ def _payment_issued(page: _Page, e: Payment.Issued, pos: int) -> None:
             "gross_fen": e.gross_fen,
             "offset_fen": e.offset_fen,
             "amount_fen": e.amount_fen,
+            "released_fen": 0,
             "persons": e.persons,
             "status": "issued" if e.amount_fen else "settled",
             "payee_name": e.payee_name,
@@ -1010,5 +1011,6 @@ def _offset_released(page: _Page, e: Payment.OffsetReleased, pos: int) -> None:
     before = _part(row)
     row["gross_fen"] -= e.amount_fen
     row["offset_fen"] -= e.amount_fen
+    row["released_fen"] += e.amount_fen
     _delivered(page, row, before)
     _timeline(page, e, pos, "payment", row["ref"], row["case_no"], row["household_no"])

@@ -24,6 +24,8 @@ from ledger.errors import CaseNotActive, DuplicatePayment, FourEyesViolation, In
 from ledger.finance import PayrollResult, parse_results
 from ledger.values import Month
 from projections.payroll import candidates as rm_candidates
+from projections.audit import trail
+from projections.describe import describe, detail
 from projections.queries import account_state, statistics
 from projections.reconcile import reconcile
 from projections.runner import Projections
@@ -924,6 +926,33 @@ def test_the_account_adds_up_as_of_the_end_of_a_month_paid_later(sqlite_url: str
     assert later["net_paid_fen"] + later["arrears_fen"] - later["debt_fen"] == later["entitled_fen"]
     t = end_of_march
     assert t["net_paid_fen"] + t["arrears_fen"] - t["debt_fen"] == t["entitled_fen"], t
+
+
+def test_an_issue_reads_as_issued_after_its_offset_is_released(db_url: str) -> None:
+    """A payment's line in the trail is made from its read-model row: it still says what was issued."""
+    app = LedgerApp(db_url, clock=lambda: TODAY)
+    active_case(app, amount_fen=120000)
+    pay_months(app, "2023-01", "2023-02", "2023-03")
+    adjust(app, 100000, "2023-02")  # 2 x 200 yuan overpaid
+    payroll(app, m("2023-04"))  # April: 1,000 yuan, 400 of it offset
+    adjust(app, 120000, "2023-02", effective=date(2023, 5, 20))  # undone: the offset is given back
+    april = payment(app, "P-U1-202304-1")
+    assert (april.gross_fen, april.offset_fen, april.released_fen) == (60000, 0, 40000)
+    projections = Projections(app)
+    projections.catch_up()
+    engine = app.factory.datastore.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        assert verify_read_models(app, conn, projections.head()) == []
+        lines = trail(conn, "U1")
+        row = conn.execute(text("SELECT gross_fen, offset_fen, released_fen FROM rm_payment WHERE ref = 'P-U1-202304-1'")).one()
+        stored = dict(conn.execute(text("SELECT id, state FROM ledger_events")).all())
+    assert tuple(row) == (60000, 0, 40000)
+    issued = [x["what"] for x in lines if x["event"] == "Payment.Issued" and x["subject"] == "P-U1-202304-1"]
+    assert issued == ["Payment P-U1-202304-1 issued: 1,000.00 yuan for 2023-04, 2 persons, 400.00 of it offset against overpayment"]
+    assert [x["event"] for x in lines][-2:] == ["Case.RecoveryReversed", "Payment.OffsetReleased"]
+    # Every line says what its stored event says.
+    assert [x["what"] for x in lines] == [describe(x["event"], detail(stored[x["position"]])) for x in lines]
+    engine.dispose()
 
 
 def test_a_run_with_only_stale_candidates_makes_no_batch(app: LedgerApp) -> None:

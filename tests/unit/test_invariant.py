@@ -22,11 +22,14 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 
 from ledger.application import LedgerApp, parse_payment_ref
 from ledger.domain import Payment, payment_id
 from ledger.errors import LedgerError
 from ledger.values import Area, Channel, Month, Programme
+from projections.audit import trail
+from projections.describe import describe, detail
 from projections.payroll import ReadModelPayroll
 from projections.payroll import candidates as rm_candidates
 from projections.queries import account_state
@@ -283,7 +286,11 @@ def check_read_models(history: History) -> None:
     engine = app.factory.datastore.engine  # type: ignore[attr-defined]
     with engine.connect() as conn:
         assert verify_read_models(app, conn, projections.head()) == []
+        stored = dict(conn.execute(text(f"SELECT id, state FROM {app.recorder.events_table_name}")).all())  # type: ignore[attr-defined]
         for c in CASES:
+            # Each line of the trail (a payment's issue made from its row) says what its stored event says.
+            lines = trail(conn, c)
+            assert [x["what"] for x in lines] == [describe(x["event"], detail(stored[x["position"]])) for x in lines]
             totals = account_state(conn, c, LAST.last_day())["totals"]
             got = {k: totals[k] for k in expected[c]}
             assert got == expected[c], (c, got, expected[c], history.log)
