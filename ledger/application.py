@@ -610,21 +610,26 @@ class LedgerApp(FinanceCommands, Application):
         """Give back offsets that recovered more debt than is now owed (the debt was cancelled later).
 
         Newest offsets first: each released part of a payment's month is owed again, and
-        the next payroll pays it in cash.
+        the next payroll pays it in cash. A release lowers what its month was delivered, so
+        the month's overpayment is kept equal to what it now is (rule 6); where that cancels
+        overpayment of the month too, more of the recovery is in excess and the offsets are
+        looked at again, until none recovers more than is owed.
         """
-        excess = -c.debt_fen
-        for ref in reversed(list(c.offsets)):
-            if excess <= 0:
+        while (excess := -c.debt_fen) > 0:
+            released = False
+            for ref in reversed(list(c.offsets)):
+                p = self._payment(w, ref)
+                take = min(excess, c.offsets[ref], p.offset_fen) if p.is_net else 0
+                if take <= 0:
+                    continue
+                p.release_offset(take, operator=operator, effective=effective)
+                c.reverse_recovery(take, ref, operator=operator, effective=effective)
+                delivered = Payment.delivered(self.issues(w, c.case_no, p.month))
+                c.true_up(p.month, delivered, f"offset of {ref} released", operator=operator, effective=effective)
+                released = True
                 break
-            p = self._payment(w, ref)
-            if not p.is_net:
-                continue
-            take = min(excess, c.offsets[ref], p.offset_fen)
-            if take <= 0:
-                continue
-            p.release_offset(take, operator=operator, effective=effective)
-            c.reverse_recovery(take, ref, operator=operator, effective=effective)
-            excess -= take
+            if not released:
+                return
 
     def issue_payment(
         self,

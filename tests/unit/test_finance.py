@@ -955,6 +955,37 @@ def test_an_issue_reads_as_issued_after_its_offset_is_released(db_url: str) -> N
     engine.dispose()
 
 
+def test_an_offset_released_leaves_no_overpayment_on_its_month(db_url: str) -> None:
+    """A release lowers what its month was delivered: the overpayment of that month follows it."""
+    app = LedgerApp(db_url, clock=lambda: TODAY)
+    active_case(app, amount_fen=100000)
+    pay_months(app, "2023-01", "2023-02")
+    adjust(app, 80000, "2023-01", effective=date(2023, 2, 10))  # cut: 2 x 200 yuan overpaid
+    adjust(app, 120000, "2023-03", effective=date(2023, 2, 20))
+    payroll(app, m("2023-03"))  # March: 1,200 yuan, 400 of it offset, 800 in cash
+    # The cut reversed on appeal, 1,000 yuan from January (March's 1,200 replaced too): January and
+    # February were paid right, and March was delivered 800 in cash. All 400 of the offset is released
+    # (200 of it because March's own overpayment is cancelled once the first 200 are), and 200 is owed.
+    adjust(app, 100000, "2023-01", effective=date(2023, 4, 10))
+    march = payment(app, "P-U1-202303-1")
+    assert (march.gross_fen, march.offset_fen, march.amount_fen, march.released_fen) == (80000, 0, 80000, 40000)
+    case = app.get_case("U1")
+    assert (case.overpaid, case.debt_fen, case.recovered_fen) == ({}, 0, 0)
+    assert Payment.owed(case, m("2023-03"), [march]) == 20000
+    projections = Projections(app)
+    projections.catch_up()
+    engine = app.factory.datastore.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        assert verify_read_models(app, conn, projections.head()) == []
+        t = account_state(conn, "U1", date(2023, 4, 30))["totals"]
+    engine.dispose()
+    # By the end of April: four months of 1,000 yuan, 2,800 paid, March's 200 and April's 1,000 owed.
+    assert (t["entitled_fen"], t["net_paid_fen"], t["arrears_fen"], t["debt_fen"]) == (400000, 280000, 120000, 0)
+    # The next payroll pays March's 200 yuan in cash.
+    assert payroll(app, m("2023-03")).issued == ["P-U1-202303-2"]
+    assert payment(app, "P-U1-202303-2").amount_fen == 20000
+
+
 def test_a_run_with_only_stale_candidates_makes_no_batch(app: LedgerApp) -> None:
     active_case(app)
     payroll(app, m("2023-02"))

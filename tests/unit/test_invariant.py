@@ -3,7 +3,8 @@
 Random histories of a few cases: approvals (often with a first month already past),
 retroactive amount changes up and down (each on a new verification), suspensions,
 resumptions and terminations taking effect in paid months, payroll runs for increasing
-months, bank returns and settlements, a clerk's re-issues, and refunds. After each history,
+months, bank returns and settlements, a clerk's re-issues, refunds, and cuts reversed on
+appeal (which cancel a debt already recovered by offset, so the offset is released). After each history,
 for every case::
 
     net paid + arrears owed - overpayment debt == entitlement accrued
@@ -59,6 +60,8 @@ decision = st.one_of(
     st.tuples(st.just("settle"), st.integers(0, 50)),
     st.tuples(st.just("reissue"), case_no, month, st.integers(0, 50)),
     st.tuples(st.just("refund"), case_no, st.integers(1, 4)),
+    st.tuples(st.just("cut"), case_no, st.booleans()),
+    st.tuples(st.just("cut"), case_no, st.booleans()),
 )
 #: Each case approved before some payroll round, for a first month that may be already past.
 approvals = st.tuples(*(
@@ -75,7 +78,21 @@ def histories_of(approved: tuple[tuple[Any, ...], ...], decided: list[list[tuple
     return ops
 
 
-histories = st.builds(histories_of, approvals, rounds)
+def with_an_appeal(approved: tuple[tuple[Any, ...], ...], decided: list[list[tuple[Any, ...]]], c: str, r: int
+                   ) -> list[tuple[Any, ...]]:
+    """A history in which case ``c``, paid since round ``r`` or before, is cut from its first month, the payroll
+    recovers the debt by offset, and the cut is reversed on appeal: the offset is released and owed again."""
+    r = min(r, len(decided) - 1)
+    approved = tuple((a[0], a[1], a[2] % r, a[3], 0) for a in approved)  # approved first, paid before the cut
+    decided = [list(ops) for ops in decided]
+    decided[r].insert(0, ("cut", c, True))
+    return histories_of(approved, decided)
+
+
+histories = st.one_of(
+    st.builds(histories_of, approvals, rounds),
+    st.builds(with_an_appeal, approvals, rounds, case_no, st.integers(1, len(MONTHS) - 2)),
+)
 
 
 def new_ledger(url: str) -> LedgerApp:
@@ -127,6 +144,8 @@ class History:
     refs: list[str] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     before: int = 0
+    #: Cuts appealed, reversed after the next payroll: (case, the month the cut took effect, the amount before it).
+    appealed: list[tuple[str, Month, int]] = field(default_factory=list)
 
     def mark(self) -> None:
         """Remember the head of the log: a refused command must leave it there."""
@@ -142,6 +161,10 @@ class History:
             self.log.append(f"{op}: refused: {e}")
         else:
             self.log.append(f"{op}")
+        if op[0] == "payroll":
+            appealed, self.appealed = self.appealed, []
+            for c, start, amount in appealed:
+                self.play(("restore", c, start, amount))
 
     def from_month(self, c: str, i: int) -> Month:
         """Month ``i``, but not before the case's first month (then the decision would be refused)."""
@@ -157,14 +180,29 @@ class History:
             verify(app, c)
             self.mark()
             app.approve(c, amount_fen=amount, first_month=MONTHS[i], operator=APPROVER, effective=DECIDED)
-        elif kind == "adjust":
-            _, c, i, amount = op
+        elif kind in ("adjust", "cut"):
+            # A cut is to the lowest amount from the case's first month: every month paid is overpaid.
+            _, c, i, amount = op if kind == "adjust" else (kind, op[1], 0, AMOUNTS[0])
             case = app.get_case(c)
             if case.status not in ("active", "suspended") or case.amount_fen == amount:
                 return
             verify(app, c)  # an amount change needs a new verification
             self.mark()
-            app.adjust(c, amount_fen=amount, from_month=self.from_month(c, i), operator=APPROVER, effective=DECIDED)
+            start = self.from_month(c, i) if kind == "adjust" else case.first_month
+            before = case.amount_fen
+            app.adjust(c, amount_fen=amount, from_month=start, operator=APPROVER, effective=DECIDED)
+            if kind == "cut" and op[2]:
+                self.appealed.append((c, start, before))
+        elif kind == "restore":
+            # A cut reversed on appeal: the amount before it, from the month it took effect. Where the payroll
+            # since recovered the debt the cut made by offset, the offset is released.
+            _, c, start, amount = op
+            case = app.get_case(c)
+            if case.status not in ("active", "suspended") or case.amount_fen == amount:
+                return
+            verify(app, c)
+            self.mark()
+            app.adjust(c, amount_fen=amount, from_month=start, operator=APPROVER, effective=DECIDED)
         elif kind == "suspend":
             app.suspend(op[1], "review overdue", self.from_month(op[1], op[2]), operator=APPROVER, effective=DECIDED)
         elif kind == "resume":
@@ -256,7 +294,7 @@ def check(app: LedgerApp, log: list[str]) -> dict[str, dict[str, int]]:
     return out
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories)
 def test_the_account_balances_on_the_aggregates(ops: list[tuple[Any, ...]]) -> None:
     history = History(new_ledger("memory:"))
@@ -265,7 +303,7 @@ def test_the_account_balances_on_the_aggregates(ops: list[tuple[Any, ...]]) -> N
     check(history.app, history.log)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories)
 def test_the_account_balances_in_the_read_models(ops: list[tuple[Any, ...]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
