@@ -127,21 +127,25 @@ class UnitOfWork:
         it would (snapshot intervals, a hook overridden, a repository cache that is not
         fast-forwarded and so must be given the saved aggregates), :meth:`commit` is used.
         """
-        app, repository = self.app, self.app.repository
-        if (
-            app.snapshotting_intervals
-            or (repository.cache is not None and not repository.fastforward)
-            or type(app)._notify is not Application._notify
-            or type(app).notify is not Application.notify
-        ):
+        if not self.batch_writable():
             count = self.pending()
             self.commit()
             return count
         events = [e for a in self._cache.values() if a.pending_events for e in a.collect_events()]
         if events:
-            to_stored = app.mapper.to_stored_event
-            app.recorder.insert_events([to_stored(e) for e in events])
+            to_stored = self.app.mapper.to_stored_event
+            self.app.recorder.insert_events([to_stored(e) for e in events])
         return len(events)
+
+    def batch_writable(self) -> bool:
+        """Whether saving is only storing the events (see :meth:`commit_batch`), so they may be encoded elsewhere."""
+        app, repository = self.app, self.app.repository
+        return not (
+            app.snapshotting_intervals
+            or (repository.cache is not None and not repository.fastforward)
+            or type(app)._notify is not Application._notify
+            or type(app).notify is not Application.notify
+        )
 
     def forget(self) -> None:
         self._cache.clear()

@@ -31,6 +31,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A new, empty PostgreSQL database for one test; dropped afterwards."""
+    yield from fresh_postgres()
+
+
+def fresh_postgres() -> Iterator[str]:
+    """Yield the URL of a new, empty PostgreSQL database, and drop it afterwards (skips without a server)."""
     server = os.environ.get(PG_ENV)
     if not server:
         pytest.skip(f"set {PG_ENV} to run PostgreSQL tests")

@@ -234,3 +234,44 @@ def test_import_absurd_amount_keeps_reads_working(db: str, tmp_path: Path) -> No
         assert r.exit_code == 0 and r.exception is None, repr(r.exception)
     else:
         assert isinstance(r.exception, SystemExit) and r.exit_code == 1
+
+
+def test_a_large_file_is_checked_in_several_processes_with_the_same_result(tmp_path: Path) -> None:
+    from tests.unit.test_import_parallel import STANDARDS, interleaved
+
+    lines = interleaved(range(0, 550))
+    assert len(lines) >= 4000  # large enough to be checked in several processes
+    standards = tmp_path / "standards.jsonl"
+    standards.write_text("\n".join(STANDARDS) + "\n", encoding="utf-8")
+    caseload = tmp_path / "caseload.jsonl"
+    caseload.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    outputs = {}
+    for workers in ("1", "2"):
+        db = f"sqlite:///{tmp_path}/ledger-{workers}.sqlite"
+        ok(db, "import", str(standards), operator=None)
+        r = invoke(db, ["import", "--workers", workers, str(caseload)])
+        assert r.exit_code == 0, r.output
+        assert "import: 1,000 lines checked" in r.stderr
+        shown = [invoke(db, [*args, "--format", "json"]).stdout for args in (["case", "list"], ["account", "show", "C101"])]
+        outputs[workers] = (r.stdout, [_untimed(json.loads(text)) for text in shown], head(db))
+        assert "verified" in ok(db, "audit", "verify", operator=None)
+    assert outputs["2"] == outputs["1"]
+    assert outputs["1"][0].startswith(f"imported {len(lines)} actions (")
+
+    # A broken line is refused the same way, and nothing is written.
+    db = f"sqlite:///{tmp_path}/ledger-2.sqlite"
+    before = head(db)
+    broken = list(lines)
+    broken[3000] = broken[3000].replace('"date": "2023-', '"date": "2023-13-')
+    caseload.write_text("\n".join(broken) + "\n", encoding="utf-8")
+    assert refused(db, "import", "--workers", "2", str(caseload), operator=None).startswith("Error: line 3001: field 'date'")
+    assert head(db) == before
+
+
+def _untimed(value: Any) -> Any:
+    """``value`` without the times events were recorded at (two imports record at different times)."""
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items() if k != "recorded_at"}
+    if isinstance(value, list):
+        return [_untimed(v) for v in value]
+    return value
