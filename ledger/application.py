@@ -98,6 +98,10 @@ class UnitOfWork:
         self._cache[aggregate.id] = aggregate
         return aggregate
 
+    def size(self) -> int:
+        """How many aggregates this unit of work holds."""
+        return len(self._cache)
+
     def pending(self) -> int:
         return sum(len(a.pending_events) for a in self._cache.values())
 

@@ -480,6 +480,41 @@ def import_lines(
         return _import(app, lines, progress, parallel.default_workers() if workers is None else workers)
 
 
+def apply_lines(
+    app: LedgerApp,
+    uow: UnitOfWork,
+    parsed: Iterable[Parsed],
+    progress: Callable[[int], None] | None,
+    added: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, int], tuple[int, str] | None]:
+    """Run parsed lines in order in ``uow`` up to the first that fails; the counts by action and that (line, message).
+
+    ``added(line, k)``: told after each line that brought ``k`` aggregates into the unit of work.
+    Progress is told at each thousand lines of the file passed.
+    """
+    counts: dict[str, int] = {}
+    size = uow.size()
+    reported = 0
+    for n, action, name, fields, operator, day in parsed:
+        failure = None
+        try:
+            action.run(app, fields, operator=operator, effective=day, uow=uow)
+        except LedgerError as e:
+            failure = (n, f"line {n} ({name}): {e}")
+        except KeyError as e:  # a member object without a field
+            failure = (n, f"line {n} ({name}): field {e.args[0]!r} is missing")
+        if added is not None and uow.size() > size:
+            added(n, uow.size() - size)
+        size = uow.size()
+        if failure is not None:
+            return counts, failure
+        counts[name] = counts.get(name, 0) + 1
+        if progress and n // 1000 > reported:
+            reported = n // 1000
+            progress(reported * 1000)
+    return counts, None
+
+
 def _forkable(app: LedgerApp, uow: UnitOfWork) -> bool:
     """Whether worker processes can check a file: a database they can open too, fork, and saving that only stores."""
     return app.url != "memory:" and hasattr(os, "fork") and uow.batch_writable()
@@ -488,7 +523,6 @@ def _forkable(app: LedgerApp, uow: UnitOfWork) -> bool:
 def _import(app: LedgerApp, lines: Iterable[str], progress: Callable[[int], None] | None, workers: int) -> ImportResult:
     """The import itself (see :func:`import_lines`, which runs it with the cyclic collector paused)."""
     uow: UnitOfWork = app.unit_of_work()
-    counts: dict[str, int] = {}
     parsed: list[Parsed] = []
     n = 0
     numbered = enumerate(lines, start=1)
@@ -512,16 +546,9 @@ def _import(app: LedgerApp, lines: Iterable[str], progress: Callable[[int], None
         if progress:
             progress(n)
         return ImportResult(lines=sum(counts.values()), events=len(stored), actions=counts)
-    for n, action, name, fields, operator, day in parsed:
-        try:
-            action.run(app, fields, operator=operator, effective=day, uow=uow)
-        except LedgerError as e:
-            raise ImportError_(f"line {n} ({name}): {e}") from None
-        except KeyError as e:  # a member object without a field
-            raise ImportError_(f"line {n} ({name}): field {e.args[0]!r} is missing") from None
-        counts[name] = counts.get(name, 0) + 1
-        if progress and n % 1000 == 0:
-            progress(n)
+    counts, failure = apply_lines(app, uow, parsed, progress)
+    if failure is not None:
+        raise ImportError_(failure[1])
     events = uow.commit_batch()
     if progress:
         progress(n)

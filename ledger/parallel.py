@@ -30,7 +30,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 from ledger.domain import case_id, household_id
-from ledger.errors import InvalidInput, LedgerError
+from ledger.errors import InvalidInput
 
 if TYPE_CHECKING:
     from ledger.application import LedgerApp, UnitOfWork
@@ -141,31 +141,18 @@ Sent = tuple[bytes, int, str, bytes]
 def _check(app: LedgerApp, uow: UnitOfWork, share: Sequence[Parsed],
            progress: Callable[[int], None] | None) -> Outcome:
     """Run a share's lines in order (to its first failure) and encode what they recorded."""
+    from ledger.importer import apply_lines
+
     cache = uow._cache  # noqa: SLF001 - the unit of work's own order is what is kept
     base = len(cache)
     places: dict[UUID, Place] = {}
-    counts: dict[str, int] = {}
-    failure: Failure | None = None
-    reported = 0
-    for n, action, name, fields, operator, day in share:
-        before = len(cache)
-        try:
-            action.run(app, fields, operator=operator, effective=day, uow=uow)
-        except LedgerError as e:
-            failure = (n, f"line {n} ({name}): {e}")
-        except KeyError as e:  # a member object without a field
-            failure = (n, f"line {n} ({name}): field {e.args[0]!r} is missing")
-        added = len(cache) - before
-        if added:
-            new = [k for _, k in zip(range(added), reversed(cache))]
-            for k, aggregate_id in enumerate(reversed(new)):
-                places[aggregate_id] = (n, k)
-        if failure is not None:
-            break
-        counts[name] = counts.get(name, 0) + 1
-        if progress and n // 1000 > reported:  # this share's lines are spread over the file
-            reported = n // 1000
-            progress(reported * 1000)
+
+    def added(n: int, count: int) -> None:
+        new = [k for _, k in zip(range(count), reversed(cache))]
+        for k, aggregate_id in enumerate(reversed(new)):
+            places[aggregate_id] = (n, k)
+
+    counts, failure = apply_lines(app, uow, share, progress, added)
     out: list[tuple[Place, list[StoredEvent]]] = []
     if failure is None:
         to_stored = app.mapper.to_stored_event
@@ -190,8 +177,7 @@ def _received(sent: tuple[dict[str, int], Failure | None, list[tuple[Place, list
 
 def _child(app: LedgerApp, uow: UnitOfWork, share: Sequence[Parsed], conn: Any) -> None:
     """A worker process: its own connections to the database, then its share, then the result down the pipe."""
-    engine = getattr(getattr(app, "factory", None), "datastore", None)
-    engine = getattr(engine, "engine", None)
+    engine = app.factory.datastore.engine  # type: ignore[attr-defined]
     if engine is not None:
         # The parent's pooled connections must be neither used nor closed here (closing one
         # would end the parent's session on PostgreSQL): kept referenced until this process
